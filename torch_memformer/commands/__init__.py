@@ -1,0 +1,1 @@
+"""Sub-commands of ``memformer``; every public module here is one command (see ``cli.py``)."""

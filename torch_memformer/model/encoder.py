@@ -1,0 +1,55 @@
+"""The encoder (spec 1): bidirectional self-attention over the segment, then a read of the memory
+in every layer, then the FFN, as pre-LayerNorm residual blocks.
+
+Shape legend: B batch, T tokens, S slots, D d_model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import MemformerConfig
+from .attention import CrossAttention, Rotary, SelfAttention
+from .blocks import FeedForward
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: MemformerConfig) -> None:
+        super().__init__()
+        d, eps = config.d_model, config.layer_norm_eps
+        self.self_norm = nn.LayerNorm(d, eps=eps)
+        self.self_attention = SelfAttention(d, config.num_heads, config.dropout, config.attention_impl)
+        self.reads_memory = config.use_memory
+        if self.reads_memory:
+            self.read_norm = nn.LayerNorm(d, eps=eps)
+            # Decision 3: the unit-norm slots are LayerNormed before their key/value projections,
+            # or they would be tiny next to the token states.
+            self.slot_norm = nn.LayerNorm(d, eps=eps)
+            self.memory_read = CrossAttention(d, config.num_heads, config.dropout, config.attention_impl)
+        self.ffn_norm = nn.LayerNorm(d, eps=eps)
+        self.ffn = FeedForward(d, config.d_ff, config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, h_BTD: torch.Tensor, memory_BSD: torch.Tensor | None, rotary: Rotary) -> torch.Tensor:
+        h_BTD = h_BTD + self.dropout(self.self_attention(self.self_norm(h_BTD), rotary, causal=False))
+        if self.reads_memory:
+            # Memory read (spec 1.1): tokens are the queries, slots the keys and values.
+            read_BTD = self.memory_read(self.read_norm(h_BTD), self.slot_norm(memory_BSD))
+            h_BTD = h_BTD + self.dropout(read_BTD)
+        return h_BTD + self.ffn(self.ffn_norm(h_BTD))
+
+
+class Encoder(nn.Module):
+    """N_e encoder layers and a final LayerNorm; returns H_t, the states the decoder of the next
+    segment attends to and the writer reads (decision 4: after the final LayerNorm)."""
+
+    def __init__(self, config: MemformerConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_encoder_layers))
+        self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+
+    def forward(self, x_BTD: torch.Tensor, memory_BSD: torch.Tensor | None, rotary: Rotary) -> torch.Tensor:
+        for layer in self.layers:
+            x_BTD = layer(x_BTD, memory_BSD, rotary)
+        return self.final_norm(x_BTD)

@@ -1,0 +1,113 @@
+"""The external memory: the slot-attention writer (spec 1.2) and Biased Memory Normalization (spec 1.3).
+
+Shape legend: B batch, H heads, S slots, T tokens, D d_model, K head dim.
+
+Reading the memory is ordinary cross-attention and lives in ``encoder.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import merge_heads, split_heads
+
+
+class MemoryWriter(nn.Module):
+    """Memory slot attention: each slot attends to itself and to the segment's tokens, never to
+    another slot, and takes a mixture of its own raw vector and the tokens' values.
+
+        q_i = LN(m_i) W_Q,  k_i = LN(m_i) W_K,  K_x = x W_K,  V_x = x W_V
+        a_i = softmax([q_i . k_i ; q_i . K_x] / (sqrt(K) * tau))
+        m'_i = a_i[0] * m_i + sum_j a_i[j] V_x[j]
+
+    The self term's value is the slot's *raw* vector and there is no output projection, so a slot
+    that attends only to itself is left exactly as it was (spec 1.2, decision 4). W_K is shared
+    by slot and token keys (decision 4). The LayerNorm on the slots before W_Q / W_K is ours:
+    slots are unit vectors and would give logits far smaller than the token keys' otherwise (the
+    same reason the reader normalises them, decision 3).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, temperature: float, impl: str, eps: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = temperature
+        self.impl = impl
+        self.slot_norm = nn.LayerNorm(d_model, eps=eps)
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+
+    def forward(self, memory_BSD: torch.Tensor, tokens_BTD: torch.Tensor) -> torch.Tensor:
+        """Return the written slots m' (B, S, D), before forgetting."""
+        normed_BSD = self.slot_norm(memory_BSD)
+        q_BHSK = split_heads(self.query(normed_BSD), self.num_heads)
+        k_slot_BHSK = split_heads(self.key(normed_BSD), self.num_heads)
+        k_tok_BHTK = split_heads(self.key(tokens_BTD), self.num_heads)
+        v_tok_BHTK = split_heads(self.value(tokens_BTD), self.num_heads)
+        # The raw slot is its own value, cut into head-sized chunks like the projected values.
+        raw_BHSK = split_heads(memory_BSD.to(v_tok_BHTK.dtype), self.num_heads)
+        scale = 1.0 / (math.sqrt(q_BHSK.size(-1)) * self.temperature)
+        if self.impl == "sdpa":
+            written_BHSK = _write_sdpa(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale)
+        else:
+            written_BHSK = _write_reference(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale)
+        return merge_heads(written_BHSK)
+
+
+def _write_reference(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale: float) -> torch.Tensor:
+    """The equations of spec 1.2, written out: one self logit and T token logits per slot."""
+    self_logit_BHS1 = (q_BHSK * k_slot_BHSK).sum(-1, keepdim=True)
+    token_logits_BHST = q_BHSK @ k_tok_BHTK.transpose(-1, -2)
+    weights_BHS1T = torch.cat([self_logit_BHS1, token_logits_BHST], dim=-1).mul(scale).softmax(dim=-1)
+    keep_BHS1, take_BHST = weights_BHS1T[..., :1], weights_BHS1T[..., 1:]
+    return keep_BHS1 * raw_BHSK + take_BHST @ v_tok_BHTK
+
+
+def _write_sdpa(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale: float) -> torch.Tensor:
+    """The same write as one scaled_dot_product_attention call.
+
+    Keys are [all slot keys ; token keys] and values [raw slots ; token values]; a mask lets slot
+    i see only slot key i (the diagonal) and every token, which is exactly the reference's
+    1 + T logits per slot.
+    """
+    s, t = q_BHSK.size(-2), k_tok_BHTK.size(-2)
+    keys_BHUK = torch.cat([k_slot_BHSK, k_tok_BHTK], dim=-2)
+    values_BHUK = torch.cat([raw_BHSK, v_tok_BHTK], dim=-2)
+    own_slot_SS = torch.eye(s, dtype=torch.bool, device=q_BHSK.device)
+    all_tokens_ST = torch.ones(s, t, dtype=torch.bool, device=q_BHSK.device)
+    allowed_SU = torch.cat([own_slot_SS, all_tokens_ST], dim=-1)
+    return F.scaled_dot_product_attention(q_BHSK, keys_BHUK, values_BHUK, attn_mask=allowed_SU, scale=scale)
+
+
+class BiasedMemoryNormalization(nn.Module):
+    """Forgetting (spec 1.3): add a learned per-slot bias v_i, then L2-normalise each slot.
+
+    A slot that takes nothing new drifts, write after write, to v_i / ||v_i||: its terminal state
+    and also its blank initial state, so unused slots fade back to blank. With
+    ``forgetting=False`` (the paper's ablation) the bias is not added when writing; slots are still
+    normalised and still start from the normalised learned vector.
+    """
+
+    def __init__(self, num_slots: int, d_model: int, *, forgetting: bool, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.forgetting = forgetting
+        self.eps = eps
+        # Decision 5: random directions (so the slots differ), norm about 1.
+        bias_SD = torch.randn(num_slots, d_model)
+        self.bias_SD = nn.Parameter(bias_SD / bias_SD.norm(dim=-1, keepdim=True))
+
+    def initial_memory(self) -> torch.Tensor:
+        """m_0 = v / ||v||: (S, D)."""
+        return F.normalize(self.bias_SD, dim=-1, eps=self.eps)
+
+    def forward(self, written_BSD: torch.Tensor) -> torch.Tensor:
+        # Kept in the parameters' dtype (float32 under autocast) so the carried state never
+        # degrades to bfloat16 segment after segment.
+        written_BSD = written_BSD.to(self.bias_SD.dtype)
+        if self.forgetting:
+            written_BSD = written_BSD + self.bias_SD
+        return F.normalize(written_BSD, dim=-1, eps=self.eps)
