@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from torch_memformer import MemformerConfig
+
+
+def test_json_round_trip(tmp_path):
+    config = MemformerConfig(d_model=64, num_heads=4, num_slots=3, write_heads="single", forgetting=False)
+    path = tmp_path / "config.json"
+    config.to_json(path)
+    assert MemformerConfig.from_json(path) == config
+    assert MemformerConfig.from_json(config.to_json()) == config
+    assert json.loads(path.read_text())["write_heads"] == "single"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(d_model=100, num_heads=3), r"d_model \(100\) must be divisible by num_heads \(3\)"),
+        (dict(d_model=12, num_heads=4), r"head size .* must be even"),
+        (dict(vocab_size=0), r"vocab_size must be >= 2"),
+        (dict(num_slots=0), r"num_slots must be >= 1"),
+        (dict(segment_len=2.5), r"segment_len must be an integer"),
+        (dict(num_encoder_layers=True), r"num_encoder_layers must be an integer"),
+        (dict(dropout=1.0), r"dropout must be < 1"),
+        (dict(dropout=-0.1), r"dropout must be >= 0"),
+        (dict(write_temperature=0), r"write_temperature must be > 0"),
+        (dict(write_temperature=float("nan")), r"write_temperature must be a finite number"),
+        (dict(write_heads="many"), r"write_heads must be one of 'multi', 'single'"),
+        (dict(attention_impl="flash"), r"attention_impl must be one of"),
+        (dict(forgetting="yes"), r"forgetting must be true or false"),
+    ],
+)
+def test_invalid_values_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        MemformerConfig(**changes)
+
+
+def test_unknown_field_and_bad_json(tmp_path):
+    with pytest.raises(ValueError, match="unknown config field.*num_layer"):
+        MemformerConfig.from_dict({"num_layer": 3})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        MemformerConfig.from_json(bad)
+    with pytest.raises(ValueError, match="cannot read config file"):
+        MemformerConfig.from_json(tmp_path / "missing.json")

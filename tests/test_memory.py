@@ -1,0 +1,117 @@
+"""The memory writer (spec 1.2) and forgetting (spec 1.3), checked against their definitions."""
+
+import torch
+
+from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _write_reference, _write_sdpa
+
+from conftest import tiny_model
+
+
+def _writer(impl: str = "sdpa", heads: int = 4, temperature: float = 0.5) -> MemoryWriter:
+    torch.manual_seed(0)
+    writer = MemoryWriter(32, heads, temperature, impl, 1e-5)
+    for p in writer.parameters():  # non-trivial biases and norms
+        torch.nn.init.normal_(p, std=0.3)
+    return writer
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    memory = torch.nn.functional.normalize(torch.randn(2, 6, 32, generator=g), dim=-1)
+    tokens = torch.randn(2, 9, 32, generator=g)
+    return memory, tokens
+
+
+def test_slot_i_depends_only_on_slot_i_and_the_tokens():
+    writer = _writer()
+    memory, tokens = _inputs()
+    base = writer(memory, tokens)
+    for i in range(6):
+        changed = memory.clone()
+        changed[:, i] = torch.nn.functional.normalize(torch.randn(2, 32), dim=-1)
+        out = writer(changed, tokens)
+        others = [j for j in range(6) if j != i]
+        torch.testing.assert_close(out[:, others], base[:, others], rtol=0, atol=1e-6)
+        assert not torch.allclose(out[:, i], base[:, i])
+    # ... and the tokens reach every slot.
+    out = writer(memory, tokens + 1.0)
+    assert (out - base).abs().amax(dim=-1).min() > 1e-4
+
+
+def test_writer_matches_the_equations_written_per_slot():
+    writer = _writer(heads=1)
+    memory, tokens = _inputs()
+    out = writer(memory, tokens)
+    normed = writer.slot_norm(memory)
+    q, k_self = writer.query(normed), writer.key(normed)
+    k_tok, v_tok = writer.key(tokens), writer.value(tokens)
+    for b in range(2):
+        for i in range(6):
+            logits = torch.cat([(q[b, i] * k_self[b, i]).sum()[None], k_tok[b] @ q[b, i]]) / (32**0.5 * 0.5)
+            a = logits.softmax(0)
+            expected = a[0] * memory[b, i] + a[1:] @ v_tok[b]
+            torch.testing.assert_close(out[b, i], expected, rtol=0, atol=1e-5)
+
+
+def test_sdpa_writer_equals_reference_writer():
+    memory, tokens = _inputs()
+    for heads in (1, 4):
+        fast, ref = _writer("sdpa", heads), _writer("reference", heads)
+        torch.testing.assert_close(fast(memory, tokens), ref(memory, tokens), rtol=0, atol=1e-6)
+
+
+def test_a_slot_that_attends_only_to_itself_is_unchanged():
+    # A self logit far above every token logit puts all weight on the slot's raw vector, which
+    # (no output projection, spec 1.2) comes back exactly: both implementations.
+    memory, _ = _inputs()
+    raw_BHSK = memory.unsqueeze(1)
+    q_BHSK = torch.ones(2, 1, 6, 32)
+    k_self_BHSK = torch.full((2, 1, 6, 32), 10.0)
+    k_tok_BHTK = torch.zeros(2, 1, 9, 32)
+    v_tok_BHTK = torch.randn(2, 1, 9, 32)
+    for write in (_write_reference, _write_sdpa):
+        out = write(q_BHSK, k_self_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, 1.0)
+        torch.testing.assert_close(out, raw_BHSK, rtol=0, atol=1e-6)
+
+
+def test_rows_are_unit_norm_after_bmn():
+    bmn = BiasedMemoryNormalization(6, 32, forgetting=True)
+    written = torch.randn(3, 6, 32) * 5
+    torch.testing.assert_close(bmn(written).norm(dim=-1), torch.ones(3, 6))
+    torch.testing.assert_close(bmn.initial_memory().norm(dim=-1), torch.ones(6))
+
+
+def test_a_slot_that_takes_nothing_new_converges_to_its_normalised_bias():
+    torch.manual_seed(0)
+    bmn = BiasedMemoryNormalization(6, 32, forgetting=True)
+    with torch.no_grad():
+        bmn.bias_SD.mul_(torch.linspace(0.5, 3.0, 6).unsqueeze(-1))  # different forgetting speeds
+    target = bmn.initial_memory()
+    memory = torch.nn.functional.normalize(torch.randn(1, 6, 32), dim=-1)
+    distances = []
+    for _ in range(60):
+        memory = bmn(memory)  # the writer kept every slot as it was: m' = m
+        distances.append((memory - target).norm(dim=-1))
+    torch.testing.assert_close(memory[0], target, rtol=0, atol=1e-4)
+    # Larger ||v_i|| forgets faster (spec 1.3): after 3 writes the big-bias slot is closer.
+    assert distances[2][0, -1] < distances[2][0, 0]
+    # And the distance shrinks monotonically.
+    d = torch.stack(distances)[:, 0]
+    assert bool((d[1:] <= d[:-1] + 1e-6).all())
+
+
+def test_without_forgetting_a_kept_slot_stays_put():
+    bmn = BiasedMemoryNormalization(6, 32, forgetting=False)
+    memory = torch.nn.functional.normalize(torch.randn(1, 6, 32), dim=-1)
+    torch.testing.assert_close(bmn(memory), memory)
+
+
+def test_memory_of_a_real_model_fades_to_the_initial_memory_when_the_writer_keeps_everything():
+    model = tiny_model()
+    with torch.no_grad():
+        model.memory_norm.bias_SD.mul_(3.0)
+    memory = model.init_state(1).memory
+    other = torch.nn.functional.normalize(torch.randn(1, 6, 32), dim=-1)
+    for _ in range(40):
+        other = model.memory_norm(other)
+    torch.testing.assert_close(other, memory, rtol=0, atol=1e-5)
