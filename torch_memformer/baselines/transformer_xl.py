@@ -1,0 +1,131 @@
+"""Transformer-XL (Dai et al. 2019): a decoder-only LM whose layers read a cache of earlier states.
+
+Shape legend: B batch, N layers, T tokens in a chunk, M mem_len, U = M + T keys, D d_model.
+
+Mapping to the paper (``docs/baselines.md`` has the full table):
+    - segment-level recurrence (section 3.2): layer n of a chunk reads [SG(m^{n-1}), h^{n-1}],
+      its own input at the M cached positions followed by the chunk; m^{n-1} is the state's
+      ``memory[:, n]``; SG is ``detach`` (``config.detach_memory``).
+    - relative positional encoding (section 3.3): ``relative_attention.py`` (sinusoidal R, W_kR,
+      the u and v biases, the relative shift of appendix B beside a written-out reference).
+    - blocks are pre-LayerNorm with a GELU FFN (the paper's code defaults to post-LN with ReLU):
+      the same blocks as our Memformer, so a comparison isolates the memory.
+
+The span (the one definition that makes streaming in any pieces equal one call): the query at
+stream position t attends to positions t - M .. t, itself and the M positions before it, whether
+they are cached or earlier in the same chunk. In the paper the i-th query of a segment of L
+tokens sees M + i + 1 positions (the M-long memory plus the segment up to itself), which depends
+on where segments start; here every query sees M + 1 (fewer than the paper's i > 0 queries), and
+the cache always holds exactly the last M positions of every layer's input, so its size never
+grows. As in the paper the receptive field still spans N x M positions through the layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..model.blocks import FeedForward
+from .config import TransformerXLConfig
+from .relative_attention import RelativeSelfAttention, sinusoid_table
+from .state import TransformerXLState
+from .streaming import StreamingLM
+from .windowed_attention import window_mask
+
+
+class TransformerXLLayer(nn.Module):
+    """One pre-LN block: relative self-attention over [cache, chunk], then the FFN."""
+
+    def __init__(self, config: TransformerXLConfig) -> None:
+        super().__init__()
+        d, eps = config.d_model, config.layer_norm_eps
+        self.attention_norm = nn.LayerNorm(d, eps=eps)
+        self.attention = RelativeSelfAttention(d, config.num_heads, config.dropout, config.attention_impl)
+        self.ffn_norm = nn.LayerNorm(d, eps=eps)
+        self.ffn = FeedForward(d, config.d_ff, config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, h_BTD: torch.Tensor, memory_BMD: torch.Tensor, *, r_UD: torch.Tensor, allowed_B1TU: torch.Tensor
+    ) -> torch.Tensor:
+        # The cached states go through the same LayerNorm as the chunk: they are this layer's
+        # inputs at earlier positions (the paper's h~ = [SG(m), h]).
+        x_BUD = self.attention_norm(torch.cat([memory_BMD, h_BTD], dim=1))
+        attended_BTD = self.attention(x_BUD, num_new=h_BTD.size(1), r_UD=r_UD, allowed_B1TU=allowed_B1TU)
+        h_BTD = h_BTD + self.dropout(attended_BTD)
+        return h_BTD + self.ffn(self.ffn_norm(h_BTD))
+
+
+class TransformerXL(StreamingLM):
+    """A Transformer-XL language model with the stream contract of Memformer.
+
+    ``forward(input_ids, state=None, labels=None, reset=None)``, ``predict``, ``advance``,
+    ``generate`` and ``init_state`` behave as in ``streaming.StreamingLM``; the state is a
+    ``TransformerXLState`` of fixed size (num_layers x mem_len x d_model per row).
+    """
+
+    def __init__(self, config: TransformerXLConfig) -> None:
+        super().__init__()
+        if not isinstance(config, TransformerXLConfig):
+            raise TypeError(f"TransformerXL needs a TransformerXLConfig, got {type(config).__name__}")
+        self.config = config
+        self._build_io()
+        self.layers = nn.ModuleList(TransformerXLLayer(config) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self._init_weights()
+
+    def init_state(self, batch_size: int, *, device: torch.device | str | None = None) -> TransformerXLState:
+        """The state of ``batch_size`` fresh streams: an empty cache (length 0) of fixed size."""
+        self._check_batch_size(batch_size)
+        param = self.embedding.weight
+        device = param.device if device is None else torch.device(device)
+        c = self.config
+        return TransformerXLState(
+            memory=torch.zeros(batch_size, c.num_layers, c.mem_len, c.d_model, dtype=param.dtype, device=device),
+            length=torch.zeros(batch_size, dtype=torch.long, device=device),
+            last_hidden=torch.zeros(batch_size, c.d_model, dtype=param.dtype, device=device),
+        )
+
+    def _restart_rows(self, state: TransformerXLState, fresh_B: torch.Tensor) -> TransformerXLState:
+        return TransformerXLState(
+            memory=state.memory.masked_fill(fresh_B.view(-1, 1, 1, 1), 0.0),
+            length=state.length.masked_fill(fresh_B, 0),
+            last_hidden=state.last_hidden.masked_fill(fresh_B.view(-1, 1), 0.0),
+        )
+
+    def _check_state(self, state: TransformerXLState, batch: int) -> None:
+        if not isinstance(state, TransformerXLState):
+            raise TypeError(
+                f"state must be a TransformerXLState (from init_state or an output), got {type(state).__name__}"
+            )
+        c = self.config
+        self._check_state_shapes(
+            state,
+            {
+                "memory": (batch, c.num_layers, c.mem_len, c.d_model),
+                "length": (batch,),
+                "last_hidden": (batch, c.d_model),
+            },
+        )
+
+    def _read_chunk(self, x_BTD: torch.Tensor, state: TransformerXLState) -> tuple[torch.Tensor, TransformerXLState]:
+        m, t = self.config.mem_len, x_BTD.size(1)
+        allowed_B1TU = window_mask(valid_B=state.length, num_cached=m, num_new=t, max_distance=m)
+        r_UD = sinusoid_table(m + t, self.config.d_model, dtype=x_BTD.dtype, device=x_BTD.device)
+        detach = self.config.detach_memory
+        memory_BNMD = state.memory.detach() if detach else state.memory
+        h_BTD = x_BTD
+        new_memory = []
+        for n, layer in enumerate(self.layers):
+            memory_BMD = memory_BNMD[:, n]
+            # The cache after this chunk: the last M positions of this layer's input; SG() as in
+            # the paper, so no gradient ever flows into an earlier chunk through it.
+            extended_BUD = torch.cat([memory_BMD, h_BTD.detach() if detach else h_BTD], dim=1)
+            new_memory.append(extended_BUD[:, t:])
+            h_BTD = layer(h_BTD, memory_BMD, r_UD=r_UD, allowed_B1TU=allowed_B1TU)
+        new_state = TransformerXLState(
+            memory=torch.stack(new_memory, dim=1),
+            length=(state.length + t).clamp(max=m),
+            last_hidden=state.last_hidden,
+        )
+        return self.final_norm(h_BTD), new_state
