@@ -1,0 +1,95 @@
+"""Memory Replay Back-Propagation (spec 2): BPTT's gradients at about one segment's memory.
+
+Shape legend: B batch, S slots, D d_model.
+
+A window of chunks 0 .. J-1 (``plan.py``) is trained in units. Unit j (0 <= j <= J-2) starts
+from the memory M_j, encodes segment j (H_j, M_{j+1} = advance) and decodes chunk j + 1 against
+H_j (predict); it straddles two chunks because H_j is what conditions the next chunk's tokens.
+A unit "-1" decodes chunk 0 against the incoming state's context and has no encoder.
+
+1. Replay pass, no gradients: advance through segments 0 .. J-2 (encoder + writer only, no
+   decoder), keeping M_0 .. M_{J-1} and a snapshot of the random generators before each
+   segment. Then advance through the last chunk for the outgoing state; nothing in the window's
+   loss depends on that encoding, so it is never run again.
+2. Unit -1: decode chunk 0, back-propagate its local loss.
+3. For j = J-2 down to 0: m = M_j as a leaf that requires grad; restore segment j's snapshot
+   and recompute the unit with grad (the encoder replays the masks of step 1); back-propagate
+   local_loss_{j+1} + <M_{j+1}', g> in one backward; g = m.grad goes one segment back.
+
+The parameters' gradients are the sum of all the backwards: exactly BPTT's (``bptt.py``), which
+``tests/test_training_equivalence.py`` checks in float64. Live memory is the J memories plus one
+unit's activations; the extra compute is one encoder + writer forward for J - 1 segments.
+
+Randomness: encoders draw from the generator stream of step 1 (replayed per segment), decoders
+from the stream that continues after it, so decoder and encoder masks never share draws and each
+decoder runs only once.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..model import Memformer, MemformerState
+from . import rng
+from .plan import WindowPlan
+from .runner import Runner
+from .units import segment_start_state
+
+
+def mrbp_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tuple[torch.Tensor, MemformerState]:
+    """Back-propagate the window loss with MRBP; return (loss, state after the window)."""
+    model = runner.model
+    last = plan.num_chunks - 1
+
+    # 1. The replay pass: the critical path only, no decoder, no grad.
+    memories, snapshots = [state.memory], []
+    with torch.no_grad():
+        walking = state
+        for j in range(last):
+            snapshots.append(rng.capture(runner.device))
+            walking = model.advance(plan.chunks[j], state=walking, reset=plan.resets[j])
+            memories.append(walking.memory)
+        new_state = model.advance(plan.chunks[last], state=walking, reset=plan.resets[last])
+        del walking
+
+    # 2. Unit -1: chunk 0 from the incoming context. Its own backward, so the peak holds one
+    # decoder's activations here, not two.
+    def first_chunk(m: Memformer) -> torch.Tensor:
+        return plan.local_loss(m.predict(plan.chunks[0], state=state, reset=plan.resets[0]), 0)
+
+    loss = _run_unit(runner, first_chunk, last=last == 0)
+    total = loss.detach()
+
+    # 3. Units J-2 .. 0, newest first, each handing its memory gradient one segment back.
+    grad_BSD = None
+    for j in range(last - 1, -1, -1):
+        # M_0 needs no gradient: nothing before the window is trained through it.
+        memory_BSD = memories[j].detach().requires_grad_(j > 0)
+        unit_state = state.replace(memory=memory_BSD) if j == 0 else segment_start_state(state, memory_BSD)
+        decoder_stream = rng.capture(runner.device)
+
+        def unit(m: Memformer, j: int = j, unit_state: MemformerState = unit_state) -> tuple[torch.Tensor, torch.Tensor]:
+            rng.restore(snapshots[j])
+            after = m.advance(plan.chunks[j], state=unit_state, reset=plan.resets[j])
+            rng.restore(decoder_stream)
+            logits = m.predict(plan.chunks[j + 1], state=after, reset=plan.resets[j + 1])
+            return plan.local_loss(logits, j + 1), after.memory
+
+        loss = _run_unit(runner, unit, last=j == 0, grad_BSD=grad_BSD)
+        total = total + loss.detach()
+        grad_BSD = memory_BSD.grad
+        memories[j + 1] = None  # no longer needed: keep the replay buffer shrinking
+    return total, new_state.detach()
+
+
+def _run_unit(runner: Runner, fn, *, last: bool, grad_BSD: torch.Tensor | None = None) -> torch.Tensor:
+    """One forward with grad and its backward; the window's last backward syncs DDP."""
+    with runner.sync(last=last):
+        result = runner.step(fn)
+        if isinstance(result, tuple):
+            loss, memory_BSD = result
+            outputs, grads = ([memory_BSD], [grad_BSD]) if grad_BSD is not None else ((), ())
+        else:
+            loss, outputs, grads = result, (), ()
+        runner.backward(loss, outputs, grads)
+    return loss

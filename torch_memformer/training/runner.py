@@ -1,0 +1,68 @@
+"""How an engine calls the model and back-propagates: directly or through DDP, with the loss
+weight and the GradScaler applied, and autocast off during backward.
+
+The engines (``bptt.py``, ``checkpointed.py``, ``mrbp.py``) only ever call ``step``, ``sync``
+and ``backward``; that is all they know of distribution and mixed precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..model import Memformer
+
+
+class Runner:
+    """Runs engine steps on a Memformer, or on a ``DistributedDataParallel(StepModule(model))``."""
+
+    def __init__(
+        self,
+        model: Memformer,
+        *,
+        ddp: DistributedDataParallel | None,
+        device: torch.device,
+        loss_weight: float,
+        grad_scaler: torch.amp.GradScaler | None,
+    ) -> None:
+        self.model = model
+        self.ddp = ddp
+        self.device = device
+        self.loss_weight = loss_weight
+        self.grad_scaler = grad_scaler
+
+    def step(self, fn: Callable[[Memformer], Any]) -> Any:
+        """``fn(model)``, through DDP's forward when distributed (so DDP prepares its backward)."""
+        return fn(self.model) if self.ddp is None else self.ddp(fn)
+
+    def sync(self, last: bool) -> contextlib.AbstractContextManager:
+        """The context for a backward: DDP all-reduces only in the window's last one."""
+        if self.ddp is None or last:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
+    def backward(
+        self, loss: torch.Tensor, outputs: Sequence[torch.Tensor] = (), grads: Sequence[torch.Tensor] = ()
+    ) -> None:
+        """Back-propagate ``loss`` (weighted and scaled) plus ``outputs`` with incoming ``grads``.
+
+        ``grads`` arrive already scaled (they come from an earlier backward of this window), so
+        only the loss is scaled. Autocast is switched off: the backward ops follow the dtypes
+        the forward recorded, as PyTorch recommends.
+        """
+        if self.loss_weight != 1.0:
+            loss = loss * self.loss_weight
+        if self.grad_scaler is not None:
+            loss = self.grad_scaler.scale(loss)
+        with _autocast_off(self.device):
+            torch.autograd.backward([loss, *outputs], [None, *grads])
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    stack = contextlib.ExitStack()
+    for device_type in {"cpu", device.type}:
+        stack.enter_context(torch.autocast(device_type=device_type, enabled=False))
+    return stack

@@ -1,0 +1,195 @@
+"""``backward_window``: the gradients of one window's loss, by BPTT, checkpointing or MRBP.
+
+Shape legend: B batch, N tokens in the window.
+
+This file checks the user's input, builds the window plan (``plan.py``) and dispatches to an
+engine. The three engines compute the same gradients (``tests/test_training_equivalence.py``);
+they differ in memory and speed (``benchmarks/mrbp_memory.py``, ``docs/results.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..model import Memformer, MemformerState
+from .bptt import bptt_window
+from .checkpointed import checkpointed_window
+from .ddp import StepModule
+from .mrbp import mrbp_window
+from .plan import cut_window
+from .runner import Runner
+
+Method = Literal["bptt", "checkpoint", "mrbp"]
+_ENGINES = {"bptt": bptt_window, "checkpoint": checkpointed_window, "mrbp": mrbp_window}
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowResult:
+    """What ``backward_window`` returns.
+
+    loss: 0-dim tensor, detached: the window's token-mean loss (what ``model(...).loss`` gives).
+    state: the stream state after the window, detached: pass it to the next window.
+    num_targets: 0-dim int64 tensor, the number of tokens the loss averaged over (weights for
+        a token-weighted mean across windows).
+    """
+
+    loss: torch.Tensor
+    state: MemformerState
+    num_targets: torch.Tensor
+
+
+def backward_window(
+    model: Memformer | DistributedDataParallel,
+    input_ids: torch.Tensor,
+    *,
+    state: MemformerState | None = None,
+    labels: torch.Tensor | None = None,
+    reset: torch.Tensor | None = None,
+    method: Method = "mrbp",
+    loss_weight: float = 1.0,
+    grad_scaler: torch.amp.GradScaler | None = None,
+) -> WindowResult:
+    """Accumulate into ``.grad`` the gradients of the window loss over ``input_ids``.
+
+    The loss is the one ``model(input_ids, state=state, labels=labels).loss`` defines: the mean
+    cross-entropy of every token but the window's first, ignoring labels of -100 (padding) and
+    the first token after a reset (decision 6). The incoming state is a constant: no gradient
+    flows into it (the engine detaches it), as in truncated BPTT across windows.
+
+    Args:
+        model: a Memformer, or ``DistributedDataParallel(StepModule(model))`` (see ``ddp.py``).
+        input_ids: (B, N) token ids, N >= 1; the window may start and end mid-segment.
+        state: the state before the window (fresh streams if None). All rows must be at the
+            same position inside their segment.
+        labels: (B, N) labels, -100 ignored; defaults to ``input_ids``.
+        reset: (B,) bool, rows that restart before the window; or (B, N) bool, rows that
+            restart before token i, which must be the first token of a segment.
+        method: "mrbp" (memory replay), "checkpoint" (torch.utils.checkpoint per segment) or
+            "bptt" (one graph over the window, the reference).
+        loss_weight: the gradients are those of ``loss_weight * loss`` (e.g. 1 / windows per step
+            when accumulating).
+        grad_scaler: a ``torch.amp.GradScaler`` for float16 autocast: the losses are scaled
+            before each backward; unscale and step with the scaler as usual.
+
+    Returns:
+        WindowResult(loss, state, num_targets).
+
+    Call it inside ``torch.autocast`` to train in mixed precision; the engine runs its backward
+    passes with autocast off.
+    """
+    if method not in _ENGINES:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _ENGINES))}, got {method!r}")
+    memformer, ddp = _unwrap(model)
+    input_ids = _check_ids(input_ids)
+    batch, length = input_ids.shape
+    labels = input_ids if labels is None else _check_labels(labels, input_ids)
+    reset_BN = None if reset is None else _check_reset(reset, batch, length, input_ids.device)
+    if state is None:
+        state = memformer.init_state(batch, device=input_ids.device)
+    elif not isinstance(state, MemformerState):
+        raise TypeError(f"state must be a MemformerState (from init_state or a WindowResult), got {type(state).__name__}")
+    state = state.detach()
+    position = _window_position(state, reset_BN, batch)
+    _check_reset_positions(reset_BN, position, memformer.config.segment_len)
+    if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
+        raise ValueError(f"loss_weight must be a number, got {loss_weight!r}")
+
+    plan = cut_window(input_ids, labels, reset_BN, position=position, segment_len=memformer.config.segment_len)
+    runner = Runner(
+        memformer, ddp=ddp, device=input_ids.device, loss_weight=float(loss_weight), grad_scaler=grad_scaler
+    )
+    with torch.enable_grad():
+        loss, new_state = _ENGINES[method](runner, plan, state)
+    return WindowResult(loss=loss, state=new_state, num_targets=plan.count)
+
+
+def _unwrap(model: Memformer | DistributedDataParallel) -> tuple[Memformer, DistributedDataParallel | None]:
+    if isinstance(model, Memformer):
+        return model, None
+    if isinstance(model, DistributedDataParallel):
+        if isinstance(model.module, StepModule):
+            return model.module.model, model
+        raise TypeError(
+            "under DistributedDataParallel, wrap a StepModule: "
+            "DistributedDataParallel(torch_memformer.training.StepModule(model))"
+        )
+    raise TypeError(f"model must be a Memformer or a DistributedDataParallel(StepModule(model)), got {type(model).__name__}")
+
+
+def _check_ids(input_ids: torch.Tensor) -> torch.Tensor:
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}")
+    if input_ids.dim() != 2 or input_ids.size(0) < 1 or input_ids.size(1) < 1:
+        raise ValueError(f"input_ids must have shape (batch, n) with n >= 1, got {tuple(input_ids.shape)}")
+    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    return input_ids.long()
+
+
+def _check_labels(labels: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {shape}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must hold integer token ids (-100 to ignore), got dtype {labels.dtype}")
+    return labels.to(device=input_ids.device, dtype=torch.long)
+
+
+def _check_reset(reset: torch.Tensor, batch: int, length: int, device: torch.device) -> torch.Tensor:
+    """A (B,) or (B, N) reset as (B, N) bool: True where a row restarts before that token."""
+    if not isinstance(reset, torch.Tensor) or reset.shape not in ((batch,), (batch, length)):
+        shape = tuple(reset.shape) if isinstance(reset, torch.Tensor) else type(reset).__name__
+        raise ValueError(
+            f"reset must be a bool tensor of shape ({batch},) (rows restarting before the window) "
+            f"or ({batch}, {length}) (rows restarting before a token), got {shape}"
+        )
+    reset = reset.to(device=device, dtype=torch.bool)
+    if reset.dim() == 1:
+        return torch.nn.functional.pad(reset.unsqueeze(1), (0, length - 1))
+    return reset
+
+
+def _window_position(state: MemformerState, reset_BN: torch.Tensor | None, batch: int) -> int:
+    """The in-segment position of the window's first token, shared by all rows."""
+    if state.position.shape != (batch,) or state.started.shape != (batch,):
+        raise ValueError(
+            f"state is for a batch of {state.position.shape[0]} rows but input_ids has {batch}; "
+            "pass a state made for this batch size"
+        )
+    # A fresh row, or one restarting before the first token, begins a new segment.
+    restarts_B = ~state.started
+    if reset_BN is not None:
+        restarts_B = restarts_B | reset_BN[:, 0]
+    positions = state.position.masked_fill(restarts_B, 0).tolist()
+    if len(set(positions)) > 1:
+        raise ValueError(
+            f"the rows of the incoming state are at different positions inside their segment "
+            f"({sorted(set(positions))}); the engines need one shared position. Feed rows that "
+            "start mid-segment separately, or pad documents to whole segments so resets fall on "
+            "segment boundaries"
+        )
+    return positions[0]
+
+
+def _check_reset_positions(reset_BN: torch.Tensor | None, position: int, segment_len: int) -> None:
+    """Inside the window a row may only restart where a segment starts."""
+    if reset_BN is None:
+        return
+    inner = torch.nonzero(reset_BN[:, 1:].any(dim=0)).flatten().add(1).tolist()
+    misplaced = [i for i in inner if (position + i) % segment_len]
+    if misplaced:
+        first = misplaced[0]
+        raise ValueError(
+            f"reset before token {first} falls at position {(position + first) % segment_len} of a segment "
+            f"(segment_len {segment_len}); inside a window a row may only restart at a segment boundary "
+            f"(tokens {', '.join(str(i) for i in _boundaries(position, segment_len, reset_BN.size(1))[:4])}, ...). "
+            "Pad each document to a multiple of segment_len, or start a new window at the reset"
+        )
+
+
+def _boundaries(position: int, segment_len: int, length: int) -> list[int]:
+    return list(range((segment_len - position) % segment_len or segment_len, length, segment_len))
