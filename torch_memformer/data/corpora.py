@@ -1,0 +1,316 @@
+"""Corpora: where documents come from. ``open_corpus(spec, split)`` -> a ``Corpus`` of str documents.
+
+Sources (``DataSpec.source``) and how ``format="auto"`` recognises them:
+
+=================  =====================================================================
+``stdlib``         the embedded default corpus: this Python's standard library ``.py`` files
+                   (found through ``sysconfig``), each file a document; nothing to download
+a split directory  a directory with ``train.*`` / ``valid.*`` / ``test.*`` entries (files or
+                   sub-directories); each entry is read by its own kind (``splits.py``)
+a directory        a folder of text files, each file a document (recursively, sorted by path,
+                   hidden files skipped, .xz/.gz/.bz2 decompressed)
+``*.jsonl[.xz]``   JSON Lines, one document per line in its ``text`` field
+``*.parquet`` ...  (also ``.csv``, ``.arrow``) read with Hugging Face ``datasets`` (``hf.py``)
+any other file     one text document (``.txt``, ``.txt.xz``, ``.md``, ...)
+=================  =====================================================================
+
+``format="hf"`` reads a hub dataset name or a local file/dir with ``datasets`` (optional extra
+``hf``). An explicit ``format="folder"`` reads a directory as a folder of documents even when
+it has split entries. Text is UTF-8; undecodable bytes become U+FFFD with one warning per corpus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import sys
+import sysconfig
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from . import splits
+from .text_files import (
+    DecodeTally,
+    decode_python_source,
+    decode_utf8,
+    iter_jsonl,
+    logical_suffix,
+    read_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+DataFormat = Literal["auto", "text", "folder", "jsonl", "hf", "stdlib"]
+DATA_FORMATS: tuple[str, ...] = ("auto", "text", "folder", "jsonl", "hf", "stdlib")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+HF_FILE_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+STDLIB = "stdlib"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Where a corpus comes from; the ``--data*`` flags of every command map onto it.
+
+    source: a path, a Hugging Face hub dataset name (with ``format="hf"``) or ``"stdlib"``.
+    format: how to read it; ``"auto"`` decides from the path (module docstring).
+    text_field: the field holding the text in JSON Lines and ``datasets`` rows.
+    hf_config: the configuration of a hub dataset (``"wikitext-103-raw-v1"``), if it has several.
+    valid_fraction, test_fraction: held-out shares for sources without split entries.
+    """
+
+    source: str = STDLIB
+    format: DataFormat = "auto"
+    text_field: str = "text"
+    hf_config: str | None = None
+    valid_fraction: float = 0.05
+    test_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source:
+            raise ValueError(f"data source must be a non-empty path or name, got {self.source!r}")
+        if self.format not in DATA_FORMATS:
+            raise ValueError(f"data format must be one of {', '.join(DATA_FORMATS)}, got {self.format!r}")
+        if not isinstance(self.text_field, str) or not self.text_field:
+            raise ValueError(f"text_field must be a non-empty field name, got {self.text_field!r}")
+        splits.check_fractions(self.valid_fraction, self.test_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """The documents of one split of one source, read lazily and in a fixed order.
+
+    description: a short human name for messages ("debtext/valid.jsonl.xz", "stdlib [train]").
+    identity: JSON-able; changes whenever the documents may change (files, sizes, modification
+        times, split, reader options). The token cache is keyed on it.
+    """
+
+    description: str
+    identity: dict[str, Any]
+    read: Callable[[DecodeTally], Iterator[str]] = dataclasses.field(repr=False, compare=False)
+
+    def documents(self, tally: DecodeTally | None = None) -> Iterator[str]:
+        """Yield the documents; after the last, warn once if any held undecodable bytes.
+
+        ``tally``, if given, is filled with the count of such documents (the cache records it).
+        """
+        tally = DecodeTally() if tally is None else tally
+        yield from self.read(tally)
+        if tally.documents:
+            logger.warning(
+                "%s: %d document(s) held bytes that are not valid UTF-8 (first: %s); they were replaced with U+FFFD",
+                self.description,
+                tally.documents,
+                tally.first,
+            )
+
+
+def open_corpus(spec: DataSpec, split: splits.Split) -> Corpus:
+    """The ``split`` (``"train"``, ``"valid"``, ``"test"`` or ``"all"``) of the source ``spec`` names.
+
+    Raises ValueError for a missing source, a split the source does not have, or a format that
+    does not fit the path. Nothing is read until ``Corpus.documents()`` is iterated.
+    """
+    splits.check_split(split)
+    if spec.format == "stdlib" or (spec.format == "auto" and spec.source == STDLIB):
+        return stdlib_corpus(split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction)
+    if spec.format == "hf":
+        from .hf import hf_corpus
+
+        return hf_corpus(spec, split)
+    path = Path(spec.source).expanduser()
+    if not path.exists():
+        raise ValueError(
+            f"data source {spec.source!r} does not exist; give a file or folder (or 'stdlib' for the "
+            "built-in corpus, or --data-format hf for a Hugging Face hub dataset)"
+        )
+    if path.is_dir():
+        if spec.format != "folder":
+            entries = splits.split_entries(path)
+            if entries:
+                return _split_directory(path, entries, split, spec)
+            if spec.format in ("text", "jsonl"):
+                raise ValueError(
+                    f"{path} is a directory without train/valid/test entries; --data-format {spec.format} "
+                    "reads one file (use --data-format folder for a folder of documents)"
+                )
+        return folder_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction)
+    if spec.format == "folder":
+        raise ValueError(f"{path} is a file, but --data-format folder needs a directory of documents")
+    return _file_corpus(path, split, spec)
+
+
+def _file_corpus(path: Path, split: str, spec: DataSpec) -> Corpus:
+    kind = spec.format if spec.format in ("text", "jsonl") else _kind_of_file(path)
+    if kind == "hf":
+        from .hf import hf_corpus
+
+        return hf_corpus(spec, split, path=path)
+    if kind == "jsonl":
+        return jsonl_corpus(
+            path, split, text_field=spec.text_field, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction
+        )
+    return text_file_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction)
+
+
+def _kind_of_file(path: Path) -> str:
+    suffix = logical_suffix(path)
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in HF_FILE_SUFFIXES:
+        return "hf"
+    return "text"
+
+
+def _split_directory(directory: Path, entries: dict[str, Path], split: str, spec: DataSpec) -> Corpus:
+    """A split directory: the split is an entry, read whole (nothing further held out of it)."""
+    wanted = [s for s in ("train", "valid", "test") if s in entries] if split == "all" else [split]
+    missing = [s for s in wanted if s not in entries]
+    if missing:
+        have = ", ".join(entries[s].name for s in ("train", "valid", "test") if s in entries)
+        raise ValueError(
+            f"{directory} has no {missing[0]} split (it holds: {have}); add a {missing[0]}.<ext> file "
+            f"or a {missing[0]}/ folder"
+        )
+    parts = []
+    for name in wanted:
+        entry = entries[name]
+        if entry.is_dir():
+            parts.append(folder_corpus(entry, "all", valid_fraction=0.0, test_fraction=0.0))
+        else:
+            parts.append(_file_corpus(entry, "all", spec))
+    if len(parts) == 1:
+        part = parts[0]
+        return Corpus(f"{directory.name}/{entries[wanted[0]].name}", part.identity, part.read)
+    return _concatenation(f"{directory.name} [all]", parts)
+
+
+def _concatenation(description: str, parts: Sequence[Corpus]) -> Corpus:
+    def read(tally: DecodeTally) -> Iterator[str]:
+        for part in parts:
+            yield from part.read(tally)
+
+    return Corpus(description, {"reader": "concatenation", "parts": [p.identity for p in parts]}, read)
+
+
+def text_file_corpus(path: Path, split: str, *, valid_fraction: float, test_fraction: float) -> Corpus:
+    """One file, one document; its splits are consecutive stretches of characters (enwik8 style)."""
+    identity = {"reader": "text", "files": [_file_identity(path)], "split": split,
+                "fractions": [valid_fraction, test_fraction]}
+
+    def read(tally: DecodeTally) -> Iterator[str]:
+        text = decode_utf8(read_bytes(path), where=str(path), tally=tally)
+        start, end = splits.position_range(len(text), split, valid_fraction=valid_fraction, test_fraction=test_fraction)
+        yield text[start:end]
+
+    return Corpus(_describe(path, split), identity, read)
+
+
+def jsonl_corpus(
+    path: Path, split: str, *, text_field: str, valid_fraction: float, test_fraction: float
+) -> Corpus:
+    """JSON Lines, one document per line; split by hashing the document's number (0, 1, ...)."""
+    identity = {"reader": "jsonl", "files": [_file_identity(path)], "split": split, "text_field": text_field,
+                "fractions": [valid_fraction, test_fraction]}
+
+    def read(tally: DecodeTally) -> Iterator[str]:
+        for number, text in enumerate(iter_jsonl(path, text_field=text_field, tally=tally)):
+            if splits.in_split(str(number), split, valid_fraction=valid_fraction, test_fraction=test_fraction):
+                yield text
+
+    return Corpus(_describe(path, split), identity, read)
+
+
+def folder_corpus(directory: Path, split: str, *, valid_fraction: float, test_fraction: float) -> Corpus:
+    """Each file under ``directory`` a document; split by hashing its relative path."""
+    files = list_files(directory)
+    if not files:
+        raise ValueError(f"folder {directory} holds no files (hidden files are skipped)")
+    chosen = [rel for rel in files if splits.in_split(rel, split, valid_fraction=valid_fraction,
+                                                       test_fraction=test_fraction)]
+    identity = {"reader": "folder", "root": str(directory.resolve()), "listing": _listing_hash(directory, files),
+                "split": split, "fractions": [valid_fraction, test_fraction]}
+
+    def read(tally: DecodeTally) -> Iterator[str]:
+        for rel in chosen:
+            path = directory / rel
+            yield decode_utf8(read_bytes(path), where=str(path), tally=tally)
+
+    return Corpus(_describe(directory, split), identity, read)
+
+
+def stdlib_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_files(root: Path | None = None) -> list[str]:
+    """The standard library's ``.py`` files, relative POSIX paths in sorted order.
+
+    Third-party packages installed into the interpreter (``site-packages``) are not part of it.
+    """
+    root = stdlib_root() if root is None else root
+    files = []
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).parts
+        if any(p in ("site-packages", "dist-packages", "__pycache__") or p.startswith(".") for p in parts):
+            continue
+        if path.is_file():
+            files.append(path.relative_to(root).as_posix())
+    return sorted(files)
+
+
+def stdlib_corpus(
+    split: str, *, valid_fraction: float = 0.05, test_fraction: float = 0.05, root: Path | None = None
+) -> Corpus:
+    """The embedded default corpus: each ``.py`` file of the standard library a document.
+
+    Split by hashing the relative path (about 90/5/5 by file). The files are decoded as Python
+    decodes them (PEP 263 coding cookie). What it holds depends on the Python version, which is
+    part of its identity.
+    """
+    splits.check_split(split)
+    root = stdlib_root() if root is None else root
+    files = stdlib_files(root)
+    if not files:
+        raise ValueError(f"found no .py files under the standard library directory {root}")
+    chosen = [rel for rel in files if splits.in_split(rel, split, valid_fraction=valid_fraction,
+                                                       test_fraction=test_fraction)]
+    identity = {"reader": "stdlib", "python": sys.version.split()[0], "root": str(root),
+                "listing": _listing_hash(root, files), "split": split, "fractions": [valid_fraction, test_fraction]}
+
+    def read(tally: DecodeTally) -> Iterator[str]:
+        for rel in chosen:
+            path = root / rel
+            yield decode_python_source(read_bytes(path), where=str(path), tally=tally)
+
+    return Corpus(f"stdlib [{split}]", identity, read)
+
+
+def list_files(directory: Path) -> list[str]:
+    """Regular files under ``directory`` (recursively), hidden ones skipped, sorted relative POSIX paths."""
+    files = []
+    for path in directory.rglob("*"):
+        rel = path.relative_to(directory)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        files.append(rel.as_posix())
+    return sorted(files)
+
+
+def _file_identity(path: Path) -> list[Any]:
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def _listing_hash(root: Path, files: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for rel in files:
+        stat = (root / rel).stat()
+        digest.update(f"{rel}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _describe(path: Path, split: str) -> str:
+    name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    return name if split == "all" else f"{name} [{split}]"

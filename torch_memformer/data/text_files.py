@@ -1,0 +1,121 @@
+"""Reading text from files: transparent .xz/.gz/.bz2, UTF-8 with a tally of replaced bytes.
+
+Undecodable bytes are replaced with U+FFFD rather than rejected (real corpora hold a few), and
+counted in a ``DecodeTally`` so the corpus can warn once for all its documents instead of once
+per document.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import json
+import lzma
+import tokenize
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+COMPRESSIONS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+
+
+@dataclasses.dataclass
+class DecodeTally:
+    """How many documents of a corpus held bytes that are not valid UTF-8, and the first one."""
+
+    documents: int = 0
+    first: str | None = None
+
+    def record(self, where: str) -> None:
+        self.documents += 1
+        if self.first is None:
+            self.first = where
+
+
+def logical_suffix(path: Path) -> str:
+    """The extension that says what a file holds, under any compression: ``a.jsonl.xz`` -> ``.jsonl``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading bytes, decompressing by its last extension."""
+    opener = COMPRESSIONS.get(path.suffix.lower())
+    try:
+        return opener(path, "rb") if opener else open(path, "rb")
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def read_bytes(path: Path) -> bytes:
+    with open_binary(path) as handle:
+        try:
+            return handle.read()
+        except (OSError, EOFError, lzma.LZMAError) as error:
+            raise ValueError(f"cannot decompress {path}: {error}") from None
+
+
+def decode_utf8(data: bytes, *, where: str, tally: DecodeTally) -> str:
+    """``data`` as text; invalid UTF-8 becomes U+FFFD and is counted in ``tally``."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        tally.record(where)
+        return data.decode("utf-8", errors="replace")
+
+
+def decode_python_source(data: bytes, *, where: str, tally: DecodeTally) -> str:
+    """Python source decoded as Python decodes it: the PEP 263 coding cookie, else UTF-8."""
+    try:
+        encoding, _ = tokenize.detect_encoding(iter(data.splitlines(keepends=True)).__next__)
+    except SyntaxError:  # an unknown or contradictory cookie: fall back to UTF-8
+        encoding = "utf-8"
+    if encoding in ("utf-8", "utf-8-sig"):
+        return decode_utf8(data.removeprefix(b"\xef\xbb\xbf"), where=where, tally=tally)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        tally.record(where)
+        return data.decode(encoding, errors="replace")
+
+
+def clean_surrogates(text: str, *, where: str, tally: DecodeTally) -> str:
+    """Text from JSON may hold lone surrogates (``"\\ud800"``), which no UTF-8 encoder accepts:
+    replace them with U+FFFD (pairs are joined into their character)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        tally.record(where)
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def iter_jsonl(path: Path, *, text_field: str, tally: DecodeTally) -> Iterator[str]:
+    """The ``text_field`` of each non-blank line of a JSON Lines file, in order."""
+    with open_binary(path) as handle:
+        try:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                where = f"{path} line {number}"
+                line = decode_utf8(raw, where=where, tally=tally)
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{where} is not valid JSON ({error.msg}); each line must be one JSON object") from None
+                if not isinstance(record, dict):
+                    raise ValueError(f"{where} is a JSON {type(record).__name__}, not an object with a {text_field!r} field")
+                if text_field not in record:
+                    fields = ", ".join(map(repr, sorted(record))) or "none"
+                    raise ValueError(
+                        f"{where} has no {text_field!r} field (fields: {fields}); choose the field with --text-field"
+                    )
+                text = record[text_field]
+                if not isinstance(text, str):
+                    raise ValueError(f"{where}: field {text_field!r} is a {type(text).__name__}, not a string")
+                yield clean_surrogates(text, where=where, tally=tally)
+        except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError) as error:
+            raise ValueError(f"cannot decompress {path}: {error}") from None
