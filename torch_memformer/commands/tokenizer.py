@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write the tokenizer to {args.out}: {error.strerror}") from None
     sample = "".join(counter.seen_texts)[:_SAMPLE_BYTES]
     sample_tokens = len(tokenizer.encode(sample))
-    print(f"trained a byte-level BPE tokenizer on {counter.documents:,} documents ({counter.bytes:,} bytes) of "
+    documents = f"{counter.documents:,} document{'' if counter.documents == 1 else 's'}"
+    print(f"trained a byte-level BPE tokenizer on {documents} ({counter.bytes:,} bytes) of "
           f"{corpus.description} in {seconds:.1f} s")
     print(f"vocabulary: {tokenizer.vocab_size:,} ids (asked {args.vocab_size:,})"
           + (f"; {len(sample.encode('utf-8')) / max(sample_tokens, 1):.2f} bytes per token on the first "
