@@ -46,6 +46,7 @@ def generate(
         logits_BV = model.logits_from_hidden(state.last_hidden)
         token_B = sample_next(logits_BV, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
         new_tokens[:, step] = token_B
-        # Also after the last token, so the returned state continues the stream exactly.
-        state = model.advance(token_B.unsqueeze(1), state=state)
+        # Also after the last token, so the returned state continues the stream exactly. The
+        # sampled ids need no checking (advance's would cost a host sync per token).
+        _, state = model._read(token_B.unsqueeze(1), state)
     return GenerationOutput(tokens=new_tokens, state=state)

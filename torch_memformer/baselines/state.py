@@ -97,7 +97,8 @@ class TransformerState(StreamState):
     Attributes:
         keys: (B, N, H, U, K) rotary-rotated keys of the last U positions per layer, newest at
             index U - 1. U = context_len - 1 with a bounded window (fixed size); with
-            ``context_len=None`` U grows with the stream (the longest row since its last reset).
+            ``context_len=None`` U grows by one position per token (trimmed, when rows reset, to
+            the longest row since its last reset).
         values: (B, N, H, U, K) the matching values.
         position: (B,) int64, tokens seen since the stream (or the row's last reset) began: the
             position of the next token. A row's real cache entries are its last min(position, U).

@@ -130,10 +130,18 @@ class TransformerLM(StreamingLM):
 
     def _restart_rows(self, state: TransformerState, fresh_B: torch.Tensor) -> TransformerState:
         fresh_B1111 = fresh_B.view(-1, 1, 1, 1, 1)
+        keys, values = state.keys.masked_fill(fresh_B1111, 0.0), state.values.masked_fill(fresh_B1111, 0.0)
+        position = state.position.masked_fill(fresh_B, 0)
+        if self.cache_len is None:
+            # A growing cache keeps only what its longest row still needs, so a batch whose rows
+            # were all reset shrinks back. Trimming here (a reset already costs a host sync) keeps
+            # the per-token step free of one.
+            keep = int(position.clamp(max=keys.size(3)).max())
+            keys, values = keys.narrow(3, keys.size(3) - keep, keep), values.narrow(3, values.size(3) - keep, keep)
         return TransformerState(
-            keys=state.keys.masked_fill(fresh_B1111, 0.0),
-            values=state.values.masked_fill(fresh_B1111, 0.0),
-            position=state.position.masked_fill(fresh_B, 0),
+            keys=keys,
+            values=values,
+            position=position,
             last_hidden=state.last_hidden.masked_fill(fresh_B.view(-1, 1), 0.0),
         )
 
@@ -172,9 +180,9 @@ class TransformerLM(StreamingLM):
             new_values.append(v_BHTK)
         keys_BNHUK = torch.cat([state.keys, torch.stack(new_keys, dim=1)], dim=3)
         values_BNHUK = torch.cat([state.values, torch.stack(new_values, dim=1)], dim=3)
-        # A bounded cache keeps its fixed size; a growing one keeps what its longest row needs
-        # (so a batch whose rows were all reset shrinks back).
-        keep = self.cache_len if self.cache_len is not None else int((valid_B + t).max())
+        # A bounded cache keeps its fixed size; a growing one keeps every position (it is
+        # trimmed when rows reset, see _restart_rows).
+        keep = self.cache_len if self.cache_len is not None else c + t
         new_state = TransformerState(
             keys=keys_BNHUK.narrow(3, c + t - keep, keep),
             values=values_BNHUK.narrow(3, c + t - keep, keep),
