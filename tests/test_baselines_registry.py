@@ -31,6 +31,9 @@ def test_saved_config_builds_the_same_class_and_config(name):
     assert out.logits.shape == (2, 9, 30) and torch.isfinite(out.loss)
     assert model.predict(ids[:, :3], state=out.state).shape == (2, 3, 30)
     assert model.generate(ids[:, :2], 3, state=model.advance(ids), temperature=0).tokens.shape == (2, 3)
+    # A saved state comes back through the registered state class.
+    restored = registry.spec(name).state_class.from_tensors(out.state.tensors())
+    torch.testing.assert_close(model(ids, state=restored).logits, model(ids, state=out.state).logits)
 
 
 def test_a_config_saved_without_model_type_is_a_memformer_config():

@@ -19,9 +19,16 @@ from typing import Any
 
 from torch import nn
 
-from .baselines import TransformerConfig, TransformerLM, TransformerXL, TransformerXLConfig
+from .baselines import (
+    TransformerConfig,
+    TransformerLM,
+    TransformerState,
+    TransformerXL,
+    TransformerXLConfig,
+    TransformerXLState,
+)
 from .config import MemformerConfig
-from .model import Memformer
+from .model import Memformer, MemformerState
 
 MODEL_TYPE_KEY = "model_type"
 DEFAULT_MODEL_TYPE = "memformer"
@@ -31,12 +38,14 @@ DEFAULT_MODEL_TYPE = "memformer"
 class ModelSpec:
     config_class: type
     model_class: type[nn.Module]
+    # What a checkpoint rebuilds a saved stream state with (``state_class.from_tensors``).
+    state_class: type
 
 
 MODELS: dict[str, ModelSpec] = {
-    "memformer": ModelSpec(MemformerConfig, Memformer),
-    "transformer-xl": ModelSpec(TransformerXLConfig, TransformerXL),
-    "transformer": ModelSpec(TransformerConfig, TransformerLM),
+    "memformer": ModelSpec(MemformerConfig, Memformer, MemformerState),
+    "transformer-xl": ModelSpec(TransformerXLConfig, TransformerXL, TransformerXLState),
+    "transformer": ModelSpec(TransformerConfig, TransformerLM, TransformerState),
 }
 
 # The paper's Memformer ablations (spec section 3, MNIST table), as overrides of a base config.
