@@ -111,13 +111,26 @@ def test_reset_rows_restart_as_fresh_streams(kind, ids):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_greedy_generation_equals_argmax_of_the_full_forward(kind, ids):
+@pytest.mark.parametrize("prompt_len", [1, 3, 11])
+def test_greedy_generation_equals_argmax_of_the_full_forward(kind, ids, prompt_len):
     model = build(kind)
-    prompt = ids[:, :11]
+    prompt = ids[:, :prompt_len]
     generated = model.generate(prompt, 20, temperature=0)
     text = torch.cat([prompt, generated.tokens], dim=1)
     full = model(text)
-    torch.testing.assert_close(full.logits[:, 10:-1].argmax(-1), generated.tokens, rtol=0, atol=0)
+    torch.testing.assert_close(full.logits[:, prompt_len - 1 : -1].argmax(-1), generated.tokens, rtol=0, atol=0)
+    for name, value in full.state.tensors().items():
+        torch.testing.assert_close(getattr(generated.state, name), value, rtol=0, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_greedy_generation_continues_rows_at_different_places(kind, ids):
+    # Row 0 restarts two tokens before the prompt, so rows hold caches of different lengths.
+    model = build(kind)
+    state = model.advance(ids[:, 5:7], state=model.advance(ids[:, :5]), reset=torch.tensor([True, False, False]))
+    generated = model.generate(ids[:, 7:9], 15, state=state, temperature=0)
+    full = model(torch.cat([ids[:, 7:9], generated.tokens], dim=1), state=state)
+    torch.testing.assert_close(full.logits[:, 1:-1].argmax(-1), generated.tokens, rtol=0, atol=0)
     for name, value in full.state.tensors().items():
         torch.testing.assert_close(getattr(generated.state, name), value, rtol=0, atol=1e-5, msg=name)
 

@@ -2,10 +2,12 @@
 
 Shape legend: B batch, N prompt tokens, V vocabulary.
 
-The state carries everything a step needs (the cache and the last token's hidden state), so a
-step is one ordinary ``advance`` of a single token: the cost per token is one attention over the
-cache, and the cached path is the forward itself. ``tests/test_baselines_*.py`` check greedy
-decoding against argmax of the full forward over the generated text.
+The state carries everything a step needs (the cache and the last token's hidden state). For
+the plain Transformer a step is the ordinary forward of one token over its KV cache. For
+Transformer-XL, whose state caches hidden states, generation keeps each layer's projected keys
+and values beside them, so a step projects one new position instead of mem_len + 1
+(``TransformerXL._step``). ``tests/test_baselines_stream.py`` checks greedy decoding against
+argmax of the full forward over the generated text, and the final states against each other.
 """
 
 from __future__ import annotations
@@ -40,13 +42,13 @@ def generate(
     Returns the new tokens (B, max_new_tokens) and the state after the last of them.
     """
     check_sampling(max_new_tokens, temperature, top_k, top_p)
-    state = model.advance(input_ids, state=state)
+    carried = model._start_steps(model.advance(input_ids, state=state))
     new_tokens = input_ids.new_empty(input_ids.size(0), max_new_tokens, dtype=torch.long)
     for step in range(max_new_tokens):
-        logits_BV = model.logits_from_hidden(state.last_hidden)
+        logits_BV = model.logits_from_hidden(carried.last_hidden)
         token_B = sample_next(logits_BV, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
         new_tokens[:, step] = token_B
         # Also after the last token, so the returned state continues the stream exactly. The
         # sampled ids need no checking (advance's would cost a host sync per token).
-        _, state = model._read(token_B.unsqueeze(1), state)
-    return GenerationOutput(tokens=new_tokens, state=state)
+        carried = model._step(token_B.unsqueeze(1), carried)
+    return GenerationOutput(tokens=new_tokens, state=model._finish_steps(carried))

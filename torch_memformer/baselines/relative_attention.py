@@ -103,10 +103,29 @@ class RelativeSelfAttention(nn.Module):
             allowed_B1TU: the window (``windowed_attention.window_mask``).
         """
         u = x_BUD.size(1)
-        q_BHTK = split_heads(self.query(x_BUD[:, u - num_new :]), self.num_heads)
+        k_BHUK, v_BHUK = self.project_keys(x_BUD)
+        return self.attend(x_BUD[:, u - num_new :], k_BHUK, v_BHUK, self.project_positions(r_UD), allowed_B1TU)
+
+    def project_keys(self, x_BUD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Content keys W_kE x and values W_v x (B, H, U, K): a function of each position alone,
+        so a cached decoding step can keep them instead of recomputing them from the states."""
         k_BUD, v_BUD = self.key_value(x_BUD).chunk(2, dim=-1)
-        k_BHUK, v_BHUK = split_heads(k_BUD, self.num_heads), split_heads(v_BUD, self.num_heads)
-        r_by_distance_HUK = split_heads(self.position_key(r_UD).unsqueeze(0), self.num_heads)[0]
+        return split_heads(k_BUD, self.num_heads), split_heads(v_BUD, self.num_heads)
+
+    def project_positions(self, r_UD: torch.Tensor) -> torch.Tensor:
+        """W_kR R (H, U, K), row d the projected encoding of distance d."""
+        return split_heads(self.position_key(r_UD).unsqueeze(0), self.num_heads)[0]
+
+    def attend(
+        self,
+        x_BTD: torch.Tensor,
+        k_BHUK: torch.Tensor,
+        v_BHUK: torch.Tensor,
+        r_by_distance_HUK: torch.Tensor,
+        allowed_B1TU: torch.Tensor,
+    ) -> torch.Tensor:
+        """Queries from x (the last T of the U positions) against the given keys and values."""
+        q_BHTK = split_heads(self.query(x_BTD), self.num_heads)
         qu_BHTK = q_BHTK + self.content_bias.unsqueeze(1)
         qv_BHTK = q_BHTK + self.position_bias.unsqueeze(1)
         scale = 1.0 / math.sqrt(self.head_dim)

@@ -77,6 +77,23 @@ class StreamingLM(nn.Module):
         (``last_hidden`` is set by the caller)."""
         raise NotImplementedError
 
+    # Generation carries an object from step to step: by default the state itself, stepped by
+    # ``_read``. A model whose state is not the cheapest thing to step from (Transformer-XL keeps
+    # hidden states, a step wants their projected keys) overrides the three hooks.
+
+    def _start_steps(self, state: StreamState) -> Any:
+        """What a generation step carries (it must have ``last_hidden``)."""
+        return state
+
+    def _step(self, token_B1: torch.Tensor, carried: Any) -> Any:
+        """Read one token per row."""
+        _, state = self._read(token_B1, carried)
+        return state
+
+    def _finish_steps(self, carried: Any) -> StreamState:
+        """The stream state after the last step."""
+        return carried
+
     def _build_io(self) -> None:
         config = self.config
         self.embedding = nn.Embedding(config.vocab_size, config.d_model)

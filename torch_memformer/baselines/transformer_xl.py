@@ -22,6 +22,8 @@ grows. As in the paper the receptive field still spans N x M positions through t
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -52,8 +54,49 @@ class TransformerXLLayer(nn.Module):
         # inputs at earlier positions (the paper's h~ = [SG(m), h]).
         x_BUD = self.attention_norm(torch.cat([memory_BMD, h_BTD], dim=1))
         attended_BTD = self.attention(x_BUD, num_new=h_BTD.size(1), r_UD=r_UD, allowed_B1TU=allowed_B1TU)
+        return self._finish(h_BTD, attended_BTD)
+
+    def step(
+        self,
+        h_BTD: torch.Tensor,
+        cached_k_BHMK: torch.Tensor,
+        cached_v_BHMK: torch.Tensor,
+        *,
+        r_by_distance_HUK: torch.Tensor,
+        allowed_B1TU: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward`` with the cached positions' keys and values already projected (decoding).
+
+        Returns the outputs and the keys and values of [cache, new positions] (B, H, M + T, K).
+        """
+        x_BTD = self.attention_norm(h_BTD)
+        new_k_BHTK, new_v_BHTK = self.attention.project_keys(x_BTD)
+        k_BHUK = torch.cat([cached_k_BHMK, new_k_BHTK], dim=2)
+        v_BHUK = torch.cat([cached_v_BHMK, new_v_BHTK], dim=2)
+        attended_BTD = self.attention.attend(x_BTD, k_BHUK, v_BHUK, r_by_distance_HUK, allowed_B1TU)
+        return self._finish(h_BTD, attended_BTD), k_BHUK, v_BHUK
+
+    def _finish(self, h_BTD: torch.Tensor, attended_BTD: torch.Tensor) -> torch.Tensor:
         h_BTD = h_BTD + self.dropout(attended_BTD)
         return h_BTD + self.ffn(self.ffn_norm(h_BTD))
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingCache:
+    """What Transformer-XL's generation carries from token to token: the state, plus each
+    layer's projected keys and values of its cached positions and W_kR R for distances 0 .. M
+    (a step then projects one position instead of M + 1).
+
+    memory: (B, N, M, D), length: (B,), last_hidden: (B, D) as in ``TransformerXLState``;
+    keys, values: one (B, H, M, K) per layer; r_by_distance: one (H, M + 1, K) per layer.
+    """
+
+    memory: torch.Tensor
+    length: torch.Tensor
+    last_hidden: torch.Tensor
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
+    r_by_distance: tuple[torch.Tensor, ...]
 
 
 class TransformerXL(StreamingLM):
@@ -129,3 +172,53 @@ class TransformerXL(StreamingLM):
             last_hidden=state.last_hidden,
         )
         return self.final_norm(h_BTD), new_state
+
+    # ------------------------------------------------------------------ cached decoding
+
+    def _start_steps(self, state: TransformerXLState) -> DecodingCache:
+        m = self.config.mem_len
+        r_UD = sinusoid_table(m + 1, self.config.d_model, dtype=state.memory.dtype, device=state.memory.device)
+        keys, values, r_by_distance = [], [], []
+        for n, layer in enumerate(self.layers):
+            k_BHMK, v_BHMK = layer.attention.project_keys(layer.attention_norm(state.memory[:, n]))
+            keys.append(k_BHMK)
+            values.append(v_BHMK)
+            r_by_distance.append(layer.attention.project_positions(r_UD))
+        return DecodingCache(
+            memory=state.memory,
+            length=state.length,
+            last_hidden=state.last_hidden,
+            keys=tuple(keys),
+            values=tuple(values),
+            r_by_distance=tuple(r_by_distance),
+        )
+
+    def _step(self, token_B1: torch.Tensor, cache: DecodingCache) -> DecodingCache:
+        """One token per row: the computation of ``_read_chunk`` for T = 1, from the cached keys."""
+        m = self.config.mem_len
+        allowed_B11U = window_mask(valid_B=cache.length, num_cached=m, num_new=1, max_distance=m)
+        h_B1D = self.embedding_dropout(self.embedding(token_B1))
+        memory, keys, values = [], [], []
+        for n, layer in enumerate(self.layers):
+            # The cache slides by one: drop the oldest position, keep the newest M.
+            memory.append(torch.cat([cache.memory[:, n], h_B1D], dim=1)[:, 1:])
+            h_B1D, k_BHUK, v_BHUK = layer.step(
+                h_B1D,
+                cache.keys[n],
+                cache.values[n],
+                r_by_distance_HUK=cache.r_by_distance[n],
+                allowed_B1TU=allowed_B11U,
+            )
+            keys.append(k_BHUK[:, :, 1:])
+            values.append(v_BHUK[:, :, 1:])
+        return DecodingCache(
+            memory=torch.stack(memory, dim=1),
+            length=(cache.length + 1).clamp(max=m),
+            last_hidden=self.final_norm(h_B1D)[:, -1],
+            keys=tuple(keys),
+            values=tuple(values),
+            r_by_distance=cache.r_by_distance,
+        )
+
+    def _finish_steps(self, cache: DecodingCache) -> TransformerXLState:
+        return TransformerXLState(memory=cache.memory, length=cache.length, last_hidden=cache.last_hidden)
