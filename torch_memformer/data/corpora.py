@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator, Sequence
@@ -250,13 +251,13 @@ def stdlib_files(root: Path | None = None) -> list[str]:
     Third-party packages installed into the interpreter (``site-packages``) are not part of it.
     """
     root = stdlib_root() if root is None else root
+    skip = {"site-packages", "dist-packages", "__pycache__"}
     files = []
-    for path in root.rglob("*.py"):
-        parts = path.relative_to(root).parts
-        if any(p in ("site-packages", "dist-packages", "__pycache__") or p.startswith(".") for p in parts):
-            continue
-        if path.is_file():
-            files.append(path.relative_to(root).as_posix())
+    # os.walk with pruning: site-packages can be far larger than the standard library itself.
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in skip and not d.startswith(".")]
+        rel = Path(directory).relative_to(root)
+        files.extend((rel / name).as_posix() for name in names if name.endswith(".py") and not name.startswith("."))
     return sorted(files)
 
 
