@@ -132,7 +132,8 @@ def main() -> None:
                                                    vocab_size=args.bpe_vocab))
             bpe_training[name] = {"vocab_size": bpe.vocab_size, "seconds": seconds,
                                   "trained_on_bytes": args.bpe_train_bytes}
-            print(f"{name}: BPE {bpe.vocab_size} trained on {args.bpe_train_bytes:,} bytes in {seconds:.1f} s", flush=True)
+            print(f"{name}: BPE {bpe.vocab_size} trained on {args.bpe_train_bytes:,} bytes in {seconds:.1f} s",
+                  flush=True)
             results.update(measure_corpus(name, spec, {"byte": ByteTokenizer(), f"bpe{bpe.vocab_size}": bpe}, cache))
     finally:
         shutil.rmtree(cache, ignore_errors=True)

@@ -95,7 +95,7 @@ def test_unreadable_entry_is_rebuilt(tmp_path):
 
 def test_no_text_is_an_error(tmp_path):
     make_folder(tmp_path / "data", ["", ""])
-    with pytest.raises(ValueError, match=r"holds no text \(2 empty documents\)"):
+    with pytest.raises(ValueError, match=r"holds no text \(2 empty document\(s\) skipped\)"):
         load_or_tokenize(open_corpus(DataSpec(str(tmp_path / "data")), "all"), ByteTokenizer(), cache_dir=None)
 
 

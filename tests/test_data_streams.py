@@ -127,7 +127,8 @@ def test_padding_stats():
 def test_errors():
     small = TokenizedCorpus.from_documents([[1] * 50, [2] * 30], vocab_size=256, name="tiny")
     with pytest.raises(ValueError, match=r"tiny is too small for one batch: its 2 document\(s\) make 128 tokens .*"
-                                         r"batch_size 4 x world_size 1 x window 64 = 256; lower the batch size or the window"):
+                                         r"batch_size 4 x world_size 1 x window 64 = 256; "
+                                         r"lower the batch size or the window"):
         TrainStream(small, batch_size=4, segment_len=64, window=64)
     with pytest.raises(ValueError, match=r"window \(100\) must be a multiple of segment_len \(64\).*use 64 or 128"):
         TrainStream(small, batch_size=1, segment_len=64, window=100)

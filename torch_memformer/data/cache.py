@@ -155,7 +155,7 @@ def _build(corpus: Corpus, tokenizer: Tokenizer, directory: Path, *, key: str) -
             flush()
     if not lengths:
         raise ValueError(
-            f"{corpus.description} holds no text ({skipped} empty documents); check the path, the format "
+            f"{corpus.description} holds no text ({skipped} empty document(s) skipped); check the path, the format "
             "and the split"
         )
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

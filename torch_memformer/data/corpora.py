@@ -150,7 +150,8 @@ def _file_corpus(path: Path, split: str, spec: DataSpec) -> Corpus:
         return hf_corpus(spec, split, path=path)
     if kind == "jsonl":
         return jsonl_corpus(
-            path, split, text_field=spec.text_field, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction
+            path, split, text_field=spec.text_field, valid_fraction=spec.valid_fraction,
+            test_fraction=spec.test_fraction,
         )
     return text_file_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction)
 

@@ -105,9 +105,12 @@ def iter_jsonl(path: Path, *, text_field: str, tally: DecodeTally) -> Iterator[s
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
-                    raise ValueError(f"{where} is not valid JSON ({error.msg}); each line must be one JSON object") from None
+                    raise ValueError(
+                        f"{where} is not valid JSON ({error.msg}); each line must be one JSON object"
+                    ) from None
                 if not isinstance(record, dict):
-                    raise ValueError(f"{where} is a JSON {type(record).__name__}, not an object with a {text_field!r} field")
+                    kind = type(record).__name__
+                    raise ValueError(f"{where} is a JSON {kind}, not an object with a {text_field!r} field")
                 if text_field not in record:
                     fields = ", ".join(map(repr, sorted(record))) or "none"
                     raise ValueError(

@@ -40,7 +40,9 @@ class TokenizedCorpus:
         if self.tokens.ndim != 1 or offsets.ndim != 1 or self.doc_bytes.ndim != 1 or self.token_bytes.ndim != 1:
             raise ValueError("tokens, doc_offsets, doc_bytes and token_bytes must be 1-D arrays")
         if len(offsets) != len(self.doc_bytes) + 1:
-            raise ValueError(f"doc_offsets needs one entry more than doc_bytes, got {len(offsets)} and {len(self.doc_bytes)}")
+            raise ValueError(
+                f"doc_offsets needs one entry more than doc_bytes, got {len(offsets)} and {len(self.doc_bytes)}"
+            )
         if offsets[0] != 0 or offsets[-1] != len(self.tokens) or np.any(np.diff(offsets) < 0):
             raise ValueError("doc_offsets must start at 0, never decrease, and end at len(tokens)")
         if not np.issubdtype(self.tokens.dtype, np.integer):

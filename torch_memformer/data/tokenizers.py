@@ -281,7 +281,9 @@ def _gpt2_unicode_to_byte() -> dict[str, int]:
     """The byte-level alphabet's inverse: each of 256 printable characters stands for one byte
     (GPT-2's ``bytes_to_unicode``, which ``tokenizers``' ByteLevel pre-tokenizer uses)."""
     printable = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
     )
     byte_values = printable[:]
     code_points = printable[:]
