@@ -31,9 +31,19 @@ def attention(
     ``causal`` masks key u for query t when u > t (queries and keys start at the same position,
     T == U). Cached decoding passes only the keys a query may see, so it needs no mask.
     """
-    if impl == "sdpa":
+    if impl == "sdpa" and not _slow_low_precision_cpu(q_BHTK):
         return F.scaled_dot_product_attention(q_BHTK, k_BHUK, v_BHUK, dropout_p=dropout_p, is_causal=causal)
     return reference_attention(q_BHTK, k_BHUK, v_BHUK, causal=causal, dropout_p=dropout_p)
+
+
+def _slow_low_precision_cpu(x: torch.Tensor) -> bool:
+    """True for bfloat16/float16 on a CPU, where torch's fused attention kernel is the slow choice.
+
+    Measured on an AMD EPYC (Zen 4, avx512_bf16) with torch 2.13, heads of 32, 64 tokens: the CPU
+    flash kernel's forward + backward takes 4.9 ms in bfloat16 against 1.1 ms for the same
+    attention written out as two batched matmuls (1.3 ms vs 1.4 ms in float32, where SDPA stays).
+    """
+    return x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16)
 
 
 def reference_attention(
@@ -106,9 +116,10 @@ class SelfAttention(nn.Module):
 
     def project(self, x_BTD: torch.Tensor, rotary: Rotary, start: int = 0) -> tuple[torch.Tensor, ...]:
         """Queries, keys and values for tokens at positions start .. start + T - 1, rotated."""
-        q_BTD, k_BTD, v_BTD = self.qkv(x_BTD).chunk(3, dim=-1)
-        q_BHTK = rotary(split_heads(q_BTD, self.num_heads), start)
-        k_BHTK = rotary(split_heads(k_BTD, self.num_heads), start)
+        qk_BTD, v_BTD = self.qkv(x_BTD).split([2 * x_BTD.size(-1), x_BTD.size(-1)], dim=-1)
+        # Queries and keys rotate together: one set of rotary ops instead of two.
+        qk_BHTK = rotary(split_heads(qk_BTD, 2 * self.num_heads), start)
+        q_BHTK, k_BHTK = qk_BHTK.chunk(2, dim=1)
         return q_BHTK, k_BHTK, split_heads(v_BTD, self.num_heads)
 
     def forward(self, x_BTD: torch.Tensor, rotary: Rotary, *, causal: bool) -> torch.Tensor:

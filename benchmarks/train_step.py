@@ -1,0 +1,205 @@
+"""Training-step throughput and model FLOP utilisation (MFU) of one Memformer segment.
+
+One step is the per-segment unit of Memformer training (the unit MRBP recomputes, spec 2): encode
+segment t with the carried memory and write the memory (with grad), decode segment t+1 against
+H_t, cross-entropy, backward through decoder, encoder and writer, AdamW. Every parameter gets a
+gradient, and B * L tokens are predicted.
+
+MFU = (FLOPs counted with torch.utils.flop_counter / step time) / (the rate at which this CPU runs
+the *same* matrix multiplies). The matmul rate is measured in the same run by replaying every
+mm/addmm/bmm the step issued (same shapes, strides and dtype) and the attention kernels as the
+two-plus-four batched matmuls they stand for; so MFU is the share of the step spent at matmul speed.
+
+    python benchmarks/train_step.py            # float32 and bf16 autocast, writes results/train_step.{json,png}
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
+
+from common import RESULTS, environment, write_json
+from torch_memformer import Memformer, MemformerConfig
+
+aten = torch.ops.aten
+
+# FlopCounterMode knows the CUDA attention kernels but not the CPU one; count it the same way
+# (both matmuls of attention, causal masking not discounted, as torch does for CUDA).
+@register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
+def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+@register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
+def _cpu_sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+MATMULS = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default}
+ATTENTION = {
+    aten._scaled_dot_product_flash_attention_for_cpu.default: "forward",
+    aten._scaled_dot_product_flash_attention_for_cpu_backward.default: "backward",
+}
+
+
+class RecordMatmuls(TorchDispatchMode):
+    """Remember every matmul-like call of a step: (op, [(shape, stride, dtype) per tensor arg])."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in MATMULS:
+            specs = [(a.shape, a.stride(), a.dtype) for a in args if isinstance(a, torch.Tensor)]
+            self.calls.append(("matmul", func, specs, {k: v for k, v in kwargs.items() if k in ("beta", "alpha")}))
+        elif func in ATTENTION:
+            q, k = args[1:3] if ATTENTION[func] == "backward" else args[0:2]
+            self.calls.append(("attention", ATTENTION[func], (q.shape, k.shape, q.dtype), {}))
+        return func(*args, **kwargs)
+
+
+def replay_program(calls: list[tuple]) -> list[tuple]:
+    """Fresh random tensors for each recorded call, and the bmm stand-ins for attention."""
+    program = []
+    for kind, func, spec, kwargs in calls:
+        if kind == "matmul":
+            tensors = [torch.empty_strided(shape, stride, dtype=dtype).normal_() for shape, stride, dtype in spec]
+            program.append((func, tensors, kwargs))
+        else:
+            (b, h, t, k), (_, _, u, _), dtype = spec
+            q = torch.randn(b * h, t, k, dtype=dtype)
+            kt = torch.randn(b * h, k, u, dtype=dtype)
+            p = torch.randn(b * h, t, u, dtype=dtype)
+            v = torch.randn(b * h, u, k, dtype=dtype)
+            # forward: q k^T and p v; backward: dv = p^T dO, dp = dO v^T, dq = dS k, dk = dS^T q
+            pairs = [(q, kt), (p, v)] if func == "forward" else [(p.transpose(1, 2), q), (q, v.transpose(1, 2)), (p, v), (p.transpose(1, 2), q)]
+            for left, right in pairs:
+                program.append((aten.bmm.default, [left, right], {}))
+    return program
+
+
+def time_program(program: list[tuple], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for func, tensors, kwargs in program:
+            func(*tensors, **kwargs)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build(seed: int) -> tuple[Memformer, torch.optim.Optimizer]:
+    torch.manual_seed(seed)
+    config = MemformerConfig(vocab_size=256, d_model=256, num_heads=8, d_ff=1024, num_encoder_layers=4,
+                             num_decoder_layers=4, num_slots=32, segment_len=64)
+    model = Memformer(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    return model, optimizer
+
+
+def training_step(model, optimizer, state, current_BL, next_BL, autocast: bool) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        after = model.advance(current_BL, state=state)  # encoder + writer with grad
+        logits = model.predict(next_BL, state=after)  # decoder of the next segment against H_t
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), next_BL.reshape(-1))
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def measure(autocast: bool, batch: int, steps: int, warmup: int, seed: int) -> dict:
+    model, optimizer = build(seed)
+    length = model.config.segment_len
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 256, (batch, length * 3), generator=generator)
+    with torch.no_grad():
+        state = model.advance(ids[:, :length]).detach()  # a carried memory, not the blank one
+    current, following = ids[:, length : 2 * length], ids[:, 2 * length :]
+    for _ in range(warmup):
+        training_step(model, optimizer, state, current, following, autocast)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        training_step(model, optimizer, state, current, following, autocast)
+        times.append(time.perf_counter() - start)
+    step_time = statistics.median(times)
+
+    recorder = RecordMatmuls()
+    with FlopCounterMode(display=False) as counter, recorder:
+        training_step(model, optimizer, state, current, following, autocast)
+    flops = counter.get_total_flops()
+    program = replay_program(recorder.calls)
+    time_program(program, 2)  # warm the replay too
+    matmul_time = time_program(program, max(steps // 2, 5))
+    matmul_rate = flops / matmul_time
+    achieved = flops / step_time
+    return {
+        "precision": "bf16 autocast" if autocast else "float32",
+        "batch": batch,
+        "tokens_per_step": batch * length,
+        "step_seconds_median": step_time,
+        "step_seconds_all": times,
+        "tokens_per_second": batch * length / step_time,
+        "flops_per_step": flops,
+        "achieved_gflops": achieved / 1e9,
+        "matmul_replay_seconds": matmul_time,
+        "matmul_rate_gflops": matmul_rate / 1e9,
+        "mfu": achieved / matmul_rate,
+        "matmul_calls": len(program),
+    }
+
+
+def plot(results: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    names = [r["precision"] for r in results]
+    left.bar(names, [r["tokens_per_second"] for r in results], color=["tab:blue", "tab:orange"])
+    left.set_ylabel("training tokens / s")
+    left.set_title("one-segment training step")
+    right.bar(names, [100 * r["mfu"] for r in results], color=["tab:blue", "tab:orange"])
+    right.axhline(75, color="gray", linestyle="--", label="target 75%")
+    right.set_ylabel("MFU vs same-shape matmul rate (%)")
+    right.set_ylim(0, 100)
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    for autocast in (False, True):
+        result = measure(autocast, args.batch, args.steps, args.warmup, args.seed)
+        results.append(result)
+        print(f"{result['precision']:>14}: {result['tokens_per_second']:8.0f} tokens/s, "
+              f"{result['achieved_gflops']:6.1f} GFLOP/s achieved, matmul rate {result['matmul_rate_gflops']:6.1f} "
+              f"GFLOP/s, MFU {100 * result['mfu']:.1f}%")
+    speedup = results[1]["tokens_per_second"] / results[0]["tokens_per_second"]
+    print(f"bf16 / float32 throughput: {speedup:.2f}x")
+    write_json("train_step", {"environment": environment(), "results": results, "bf16_speedup": speedup})
+    plot(results, RESULTS / "train_step.png")
+
+
+if __name__ == "__main__":
+    main()
