@@ -1,8 +1,12 @@
-"""MRBP under DistributedDataParallel: two CPU processes (gloo), one window each.
+"""MRBP under DistributedDataParallel: two CPU processes (gloo).
 
-After the window each rank's gradient is the mean of the two ranks' single-process gradients
+MRBP all-reduces once per window (a comm hook counts the bucket reductions). After one window
+each rank's gradient is the mean of the two ranks' single-process gradients
 (so the one all-reduce of the window's last backward saw every earlier backward's gradient),
-and after an optimizer step both ranks hold the same parameters.
+and after an optimizer step both ranks hold the same parameters. Then accumulation: a window
+of one segment under the caller's ``no_sync`` and a longer window after it, with
+``find_unused_parameters=True`` (the one-segment window trains no encoder, and without
+forgetting the bias is unused), average the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 from torch_memformer import Memformer, MemformerConfig
@@ -22,7 +27,7 @@ VOCAB = 13
 WORLD = 2
 
 
-def make_model() -> Memformer:
+def make_model(**changes) -> Memformer:
     torch.manual_seed(0)
     config = MemformerConfig(
         vocab_size=VOCAB,
@@ -33,7 +38,7 @@ def make_model() -> Memformer:
         num_decoder_layers=1,
         num_slots=3,
         segment_len=SEGMENT,
-    )
+    ).replace(**changes)
     return Memformer(config).double()
 
 
@@ -48,6 +53,29 @@ def single_process_grads(rank: int) -> list[torch.Tensor]:
     return [p.grad.clone() for p in model.parameters()]
 
 
+def accumulation_windows(rank: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(200 + rank)
+    return [torch.randint(0, VOCAB, (2, n), generator=generator) for n in (SEGMENT, 3 * SEGMENT + 1)]
+
+
+def single_process_accumulated_grads(rank: int) -> list[torch.Tensor]:
+    model, state = make_model(forgetting=False), None
+    for input_ids in accumulation_windows(rank):
+        state = backward_window(model, input_ids, state=state, method="mrbp", loss_weight=0.5).state
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def accumulate_under_ddp(rank: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    expected = [sum(grads) / WORLD for grads in zip(*(single_process_accumulated_grads(r) for r in range(WORLD)))]
+    model = make_model(forgetting=False)
+    ddp = DistributedDataParallel(StepModule(model), find_unused_parameters=True)
+    first, second = accumulation_windows(rank)
+    with ddp.no_sync():
+        state = backward_window(ddp, first, method="mrbp", loss_weight=0.5).state
+    backward_window(ddp, second, state=state, method="mrbp", loss_weight=0.5)
+    return [p.grad.clone() for p in model.parameters()], expected
+
+
 def worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
@@ -55,18 +83,41 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
         expected = [sum(grads) / WORLD for grads in zip(*(single_process_grads(r) for r in range(WORLD)))]
         model = make_model()
         ddp = DistributedDataParallel(StepModule(model))
+        reductions = []
+
+        def counting_allreduce(process_group, bucket):
+            reductions.append(bucket.index())
+            return default_hooks.allreduce_hook(process_group, bucket)
+
+        ddp.register_comm_hook(None, counting_allreduce)
+        # BPTT has one backward per window, so it shows how many bucket all-reduces one sync makes.
+        backward_window(ddp, rank_window(rank), method="bptt")
+        per_sync = len(reductions)
+        model.zero_grad(set_to_none=True)
+        reductions.clear()
         backward_window(ddp, rank_window(rank), method="mrbp")
         grads = [p.grad.clone() for p in model.parameters()]
         torch.optim.SGD(model.parameters(), lr=0.1).step()
         params = torch.cat([p.detach().flatten() for p in model.parameters()])
         others = [torch.empty_like(params) for _ in range(WORLD)]
         dist.all_gather(others, params)
-        torch.save({"grads": grads, "expected": expected, "params": others}, os.path.join(out_dir, f"rank{rank}.pt"))
+        accumulated, accumulated_expected = accumulate_under_ddp(rank)
+        torch.save(
+            {
+                "grads": grads,
+                "reductions": (per_sync, len(reductions)),
+                "expected": expected,
+                "params": others,
+                "accumulated": accumulated,
+                "accumulated_expected": accumulated_expected,
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
 
-def test_mrbp_under_ddp_averages_gradients_once_per_window(tmp_path) -> None:
+def test_mrbp_under_ddp_averages_gradients(tmp_path) -> None:
     # Fork, with DDP's lazy imports done once here, rather than spawn: each spawned process
     # would spend seconds importing torch and torch._dynamo again.
     import torch._dynamo  # noqa: F401
@@ -76,7 +127,12 @@ def test_mrbp_under_ddp_averages_gradients_once_per_window(tmp_path) -> None:
     )
     for rank in range(WORLD):
         saved = torch.load(tmp_path / f"rank{rank}.pt")
+        # MRBP runs 4 backwards for this window but all-reduces only in the last one.
+        per_sync, mrbp_reductions = saved["reductions"]
+        assert per_sync >= 1 and mrbp_reductions == per_sync
         for grad, expected in zip(saved["grads"], saved["expected"]):
+            assert torch.allclose(grad, expected, rtol=1e-10, atol=1e-14)
+        for grad, expected in zip(saved["accumulated"], saved["accumulated_expected"]):
             assert torch.allclose(grad, expected, rtol=1e-10, atol=1e-14)
         # The ranks saw different data, so their local gradients differed; after the step they agree.
         assert torch.equal(saved["params"][0], saved["params"][1])
