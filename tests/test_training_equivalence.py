@@ -71,7 +71,7 @@ def mid_segment_state(model: Memformer, prefix: int) -> object:
 
 
 @pytest.mark.parametrize("segments", [1, 2, 5])
-@pytest.mark.parametrize("case", ["plain", "mid_start_mid_end", "padding", "resets"])
+@pytest.mark.parametrize("case", ["plain", "mid_start_mid_end", "padding", "resets", "restart_all_mid_segment"])
 def test_mrbp_and_checkpoint_gradients_equal_bptt(segments: int, case: str) -> None:
     model = make_model()
     torch.manual_seed(1)
@@ -97,6 +97,11 @@ def test_mrbp_and_checkpoint_gradients_equal_bptt(segments: int, case: str) -> N
             reset[2, 3 * SEGMENT] = True
             reset[0, 2 * SEGMENT] = True  # and row 0 another one
         kwargs["reset"] = reset
+    if case == "restart_all_mid_segment":
+        # Every row restarts before the window: the window then starts a segment, whatever the
+        # incoming position was.
+        kwargs["state"] = mid_segment_state(model, 2 * SEGMENT + 1)
+        kwargs["reset"] = torch.ones(BATCH, dtype=torch.bool)
     reference, reference_grads = run(model, "bptt", input_ids, **kwargs)
     for method in ("checkpoint", "mrbp"):
         result, grads = run(model, method, input_ids, **kwargs)
