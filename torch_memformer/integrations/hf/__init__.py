@@ -1,0 +1,36 @@
+"""Hugging Face ``transformers`` adapter (optional extra ``hf``); see ``docs/huggingface.md``.
+
+    import torch_memformer.integrations.hf                    # registers model_type "memformer"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained("runs/tiny-hf")   # a MemformerForCausalLM
+    tokenizer = AutoTokenizer.from_pretrained("runs/tiny-hf")
+    out = model(tokenizer("Hello", return_tensors="pt").input_ids)
+    out = model(next_ids, memformer_state=out.memformer_state)       # continue the stream
+
+Importing this module registers ``MemformerHFConfig`` with ``AutoConfig`` and
+``MemformerForCausalLM`` with ``AutoModelForCausalLM`` under model_type ``"memformer"``.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from .config import MemformerHFConfig
+from .convert import from_native, hf_to_native, native_to_hf
+from .model import MemformerCausalLMOutput, MemformerForCausalLM
+from .tokenizer import byte_level_backend, from_hf_tokenizer_file, to_hf_tokenizer
+
+AutoConfig.register(MemformerHFConfig.model_type, MemformerHFConfig, exist_ok=True)
+AutoModelForCausalLM.register(MemformerHFConfig, MemformerForCausalLM, exist_ok=True)
+
+__all__ = [
+    "MemformerCausalLMOutput",
+    "MemformerForCausalLM",
+    "MemformerHFConfig",
+    "byte_level_backend",
+    "from_hf_tokenizer_file",
+    "from_native",
+    "hf_to_native",
+    "native_to_hf",
+    "to_hf_tokenizer",
+]

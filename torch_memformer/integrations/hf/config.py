@@ -1,0 +1,71 @@
+"""``MemformerHFConfig``: ``MemformerConfig``'s fields as a ``transformers`` config (model_type "memformer").
+
+The fields, their defaults and their validation are ``MemformerConfig``'s: ``__post_init__`` builds
+one (so a bad value fails here with the same message) and ``to_memformer_config`` hands it to the
+native model. ``tests/test_integration_hf.py`` checks the two field lists cannot drift apart.
+
+Written in the transformers 5 style (annotated class attributes; the base class turns the class
+into a keyword-only dataclass).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from transformers import PretrainedConfig
+
+from ...config import MemformerConfig
+
+MODEL_TYPE = "memformer"
+
+
+class MemformerHFConfig(PretrainedConfig):
+    """A Memformer config for ``transformers``; fields as ``MemformerConfig`` (``torch_memformer/config.py``).
+
+    >>> config = MemformerHFConfig(d_model=64, num_heads=4)
+    >>> config.to_memformer_config().d_model
+    64
+    """
+
+    model_type = MODEL_TYPE
+    # Generic names that transformers utilities (device maps, logging) look up.
+    attribute_map = {"hidden_size": "d_model", "num_attention_heads": "num_heads", "intermediate_size": "d_ff"}
+
+    vocab_size: int = 256
+    d_model: int = 256
+    num_heads: int = 8
+    d_ff: int = 1024
+    num_encoder_layers: int = 4
+    num_decoder_layers: int = 4
+    num_slots: int = 32
+    segment_len: int = 64
+    dropout: float = 0.0
+    write_temperature: float = 0.5
+    forgetting: bool = True
+    use_memory: bool = True
+    write_heads: str = "multi"
+    tie_embeddings: bool = True
+    rope_base: float = 10000.0
+    attention_impl: str = "sdpa"
+    layer_norm_eps: float = 1e-5
+    init_std: float = 0.02
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        self.to_memformer_config()  # validates every field; ValueError names the field and the fix
+
+    def to_memformer_config(self) -> MemformerConfig:
+        """The native config (validated)."""
+        return MemformerConfig(**{name: getattr(self, name) for name in memformer_field_names()})
+
+    @classmethod
+    def from_memformer_config(cls, config: MemformerConfig, **kwargs: Any) -> "MemformerHFConfig":
+        """The transformers config of a native one; ``kwargs`` set transformers-only fields."""
+        if not isinstance(config, MemformerConfig):
+            raise TypeError(f"from_memformer_config needs a MemformerConfig, got {type(config).__name__}")
+        return cls(**config.to_dict(), **kwargs)
+
+
+def memformer_field_names() -> list[str]:
+    return [field.name for field in dataclasses.fields(MemformerConfig)]

@@ -1,0 +1,238 @@
+"""``MemformerForCausalLM``: the native ``Memformer`` inside a ``transformers`` ``PreTrainedModel``.
+
+Shape legend: B batch, N tokens in a call, V vocabulary.
+
+The wrapper holds the native model as ``self.memformer``, so its weights are the native ones with
+the prefix ``memformer.`` (``convert.py`` relies on that). It adds nothing to the computation:
+
+- ``forward(input_ids, memformer_state=None, attention_mask=None, labels=None, reset=None)``
+  returns ``MemformerCausalLMOutput(loss, logits, memformer_state)``. ``logits[:, i]`` is the
+  distribution of the token after ``input_ids[:, i]`` (the Hugging Face convention, as the native
+  ``forward``), and the stream state is an explicit input and output, never kept on the module:
+  pass ``out.memformer_state`` back in to continue the streams.
+- ``attention_mask`` (B, N) may pad a row on the left and/or the right (zeros, then ones, then
+  zeros). Padding is not read at all: rows with the same padding are run together on their real
+  tokens only, so the logits, the loss and the returned state are exactly those of the unpadded
+  rows (logits at padded positions are 0). Holes inside a row are refused.
+- ``generate`` (from ``GenerationMixin``) works for greedy search and sampling. It re-reads the
+  whole sequence at every step (``prepare_inputs_for_generation``; no ``transformers`` cache): right
+  but quadratic in the generated length. ``stream_generate`` is the fast path: the native
+  generator, with a decoder KV cache inside the segment and the memory across segments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ...model import GenerationOutput, Memformer, MemformerState
+from ...model.attention import Rotary
+from ...model.memformer import shifted_cross_entropy
+from ...model.memory import BiasedMemoryNormalization
+from .config import MemformerHFConfig
+
+
+@dataclasses.dataclass
+class MemformerCausalLMOutput(ModelOutput):
+    """loss: shifted mean cross-entropy or None; logits: (B, N, V); memformer_state: the streams'
+    state after the last real token of each row (feed it to the next call)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    memformer_state: MemformerState | None = None
+
+
+class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
+    """A Memformer language model with the ``transformers`` API (see the module docstring)."""
+
+    config_class = MemformerHFConfig
+    base_model_prefix = "memformer"
+    main_input_name = "input_ids"
+    # One stream step touches every part of the model; device maps must keep it on one device.
+    _no_split_modules = ["Memformer"]
+    supports_gradient_checkpointing = False
+
+    def __init__(self, config: MemformerHFConfig) -> None:
+        super().__init__(config)
+        self.memformer = Memformer(config.to_memformer_config())
+        self.post_init()
+
+    # ------------------------------------------------------------------ transformers hooks
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        """Called by transformers for each module not loaded from a checkpoint (and after __init__).
+
+        The native model initialises itself; this re-runs that scheme (transformers guards the
+        ``torch.nn.init`` calls so loaded tensors keep their values) and rebuilds the rotary tables,
+        which are buffers that are never saved.
+        """
+        if isinstance(module, Rotary):
+            fresh = Rotary(module.cos_TK.size(1), module.cos_TK.size(0), self.config.rope_base)
+            with torch.no_grad():
+                module.cos_TK.copy_(fresh.cos_TK)
+                module.sin_TK.copy_(fresh.sin_TK)
+        elif isinstance(module, BiasedMemoryNormalization):
+            if not getattr(module.bias_SD, "_is_hf_initialized", False):
+                fresh = BiasedMemoryNormalization(*module.bias_SD.shape, forgetting=module.forgetting)
+                with torch.no_grad():
+                    module.bias_SD.copy_(fresh.bias_SD)
+        elif isinstance(module, Memformer):
+            module._init_weights()
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        # The table has vocab_size + 1 rows: the last is the decoder's BOS (not a token id).
+        return self.memformer.embedding
+
+    def get_output_embeddings(self) -> None:
+        # Tied by slicing the input table (or a separate head when tie_embeddings is false); either
+        # way there is nothing for transformers to tie.
+        return None
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The stream state is not a key/value cache; generate must not build one.
+        return False
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "MemformerForCausalLM":
+        """As ``PreTrainedModel.from_pretrained``, but reading safetensors only (never a pickle)."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("Memformer checkpoints are read from safetensors only; drop use_safetensors=False")
+        kwargs["use_safetensors"] = True
+        return super().from_pretrained(*args, **kwargs)
+
+    # ------------------------------------------------------------------ the model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        memformer_state: MemformerState | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MemformerCausalLMOutput | tuple:
+        """Read ``input_ids`` (B, N) after ``memformer_state`` (fresh streams if None).
+
+        ``labels`` (B, N): loss of logits[:, i] against labels[:, i + 1], -100 ignored (padding is
+        ignored too). ``reset`` (B,) bool: those rows start new streams at their first real token.
+        ``use_cache`` is accepted for transformers' sake and has no effect (the state is always
+        returned). ``return_dict=False`` gives the tuple (loss, logits, memformer_state) without Nones.
+        """
+        del use_cache
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a (batch, tokens) tensor of token ids")
+        if attention_mask is None or bool(attention_mask.all()):
+            out = self.memformer(input_ids, state=memformer_state, labels=labels, reset=reset)
+            logits, state, loss = out.logits, out.state, out.loss
+        else:
+            logits, state = self._forward_padded(input_ids, memformer_state, attention_mask, reset)
+            loss = None
+            if labels is not None:
+                loss = shifted_cross_entropy(logits, _mask_labels(labels, attention_mask))
+        output = MemformerCausalLMOutput(loss=loss, logits=logits, memformer_state=state)
+        use_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if use_dict else output.to_tuple()
+
+    def _forward_padded(
+        self,
+        input_ids: torch.Tensor,
+        state: MemformerState | None,
+        attention_mask: torch.Tensor,
+        reset: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, MemformerState]:
+        """Run each group of rows that share their padding on its real tokens only."""
+        batch, n = input_ids.shape
+        spans_B2 = real_spans(attention_mask, (batch, n))
+        if state is None:
+            state = self.memformer.init_state(batch, device=input_ids.device)
+        keys = [tuple(span) for span in spans_B2.tolist()]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for row, key in enumerate(keys):
+            groups.setdefault(key, []).append(row)
+        pieces: list[tuple[list[int], int, torch.Tensor | None, MemformerState]] = []
+        for (start, end), rows in groups.items():
+            rows_state = state.select(rows)
+            if end == start:  # nothing real in these rows: their streams do not move
+                pieces.append((rows, start, None, rows_state))
+                continue
+            rows_reset = None if reset is None else reset[rows]
+            out = self.memformer(input_ids[rows, start:end], state=rows_state, reset=rows_reset)
+            pieces.append((rows, start, out.logits, out.state))
+        real_logits = [logits for _, _, logits, _ in pieces if logits is not None]
+        logits_BNV = real_logits[0].new_zeros(batch, n, real_logits[0].size(-1))
+        for rows, start, logits, _ in pieces:
+            if logits is not None:
+                logits_BNV[rows, start : start + logits.size(1)] = logits
+        order = torch.tensor([row for rows, _, _, _ in pieces for row in rows], device=input_ids.device)
+        new_state = MemformerState.cat([s for _, _, _, s in pieces]).select(torch.argsort(order))
+        return logits_BNV, new_state
+
+    # ------------------------------------------------------------------ generation
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        memformer_state: MemformerState | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The whole sequence every step, from the state given to ``generate`` (if any).
+
+        transformers' cache arguments (``cache``, ``next_sequence_length``, ...) are ignored: there
+        is no cache, so nothing can be sliced off.
+        """
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "memformer_state": memformer_state}
+
+    @torch.no_grad()
+    def stream_generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        memformer_state: MemformerState | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> GenerationOutput:
+        """The fast path: the native generator (``Memformer.generate``). Returns the new tokens
+        (B, max_new_tokens) and the state after them; ``temperature=0`` is greedy."""
+        return self.memformer.generate(
+            input_ids, max_new_tokens, state=memformer_state, temperature=temperature, top_k=top_k,
+            top_p=top_p, generator=generator,
+        )
+
+
+def real_spans(attention_mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(B, 2) [start, end) of each row's ones; ValueError unless every row is zeros, ones, zeros."""
+    if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != shape:
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
+        raise ValueError(f"attention_mask must have the shape of input_ids {shape}, got {got}")
+    mask_BN = attention_mask.to(torch.bool)
+    count_B = mask_BN.sum(dim=1)
+    start_B = torch.where(count_B > 0, mask_BN.to(torch.int8).argmax(dim=1), 0)
+    end_B = start_B + count_B
+    positions_N = torch.arange(shape[1], device=mask_BN.device)
+    expected_BN = (positions_N >= start_B[:, None]) & (positions_N < end_B[:, None])
+    if not bool((expected_BN == mask_BN).all()):
+        raise ValueError(
+            "attention_mask may only pad rows on the left or the right (zeros, then ones, then zeros): a "
+            "Memformer reads each row as one stream, so a row cannot have gaps"
+        )
+    return torch.stack([start_B, end_B], dim=1)
+
+
+def _mask_labels(labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """-100 where the label is padding or where the position predicting it is padding."""
+    if not isinstance(labels, torch.Tensor) or labels.shape != attention_mask.shape:
+        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must have the shape of input_ids {tuple(attention_mask.shape)}, got {got}")
+    mask_BN = attention_mask.to(torch.bool)
+    predictor_BN = torch.cat([mask_BN[:, :1], mask_BN[:, :-1]], dim=1)
+    return labels.long().masked_fill(~(mask_BN & predictor_BN), -100)
