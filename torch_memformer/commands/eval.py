@@ -1,0 +1,118 @@
+"""``memformer eval``: bits per byte and perplexity of a checkpoint over a whole split, with the
+memory carried and with the memory reset at every segment (what the memory is worth).
+
+    memformer eval --checkpoint runs/quickstart                    # the run's own data, valid split
+    memformer eval --checkpoint runs/x --data other.jsonl --split test --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ._data_args import add_data_arguments
+
+NAME = "eval"
+HELP = "evaluate a checkpoint: bits per byte with the memory carried and with it reset every segment"
+_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="a checkpoint directory, or a run directory (its latest checkpoint)")
+    add_data_arguments(parser)
+    # Not given: the data the checkpoint was trained on (recorded in its trainer_state.json).
+    parser.set_defaults(**{name: None for name in _DATA_FLAGS})
+    parser.add_argument("--split", default="valid", choices=("train", "valid", "test", "all"),
+                        help="which split to score (default: valid)")
+    parser.add_argument("--batch-size", type=int, default=8, help="rows read in lockstep (default 8)")
+    parser.add_argument("--max-batches", type=int, default=None, help="stop after this many batches (default: all)")
+    parser.add_argument("--memory", choices=("both", "carried", "reset"), default="both",
+                        help="carried: memory kept across segments; reset: memory reset every segment; both (default)")
+    parser.add_argument("--layout", choices=("contiguous", "documents"), default="contiguous",
+                        help="contiguous (the training layout, least padding) or documents (each document in one row)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                        help="fp32 (default, exact) or an autocast precision (faster)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (default: ~/.cache/torch-memformer)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from ..data import DataSpec, default_cache_dir, tokenized_split
+    from ..errors import UserError
+    from ..evaluate import evaluate
+    from ..runs import resolve_checkpoint
+    from ..train.checkpointing import TRAINER_STATE_FILE
+    from ..train.precision import resolve_device, resolve_precision
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_batches is not None and args.max_batches < 1:
+        raise UserError(f"--max-batches must be >= 1, got {args.max_batches}")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    loaded = load_model(checkpoint, device=device)
+    if loaded.tokenizer is None:
+        raise UserError(f"checkpoint {checkpoint} has no tokenizer files, so its token ids cannot be matched to text")
+    spec = _data_spec(args, checkpoint / TRAINER_STATE_FILE, DataSpec)
+    corpus = tokenized_split(spec, args.split, loaded.tokenizer,
+                             cache_dir=args.cache_dir if args.cache_dir is not None else default_cache_dir())
+    modes = {"both": (False, True), "carried": (False,), "reset": (True,)}[args.memory]
+    if loaded.model_type != "memformer" and True in modes:
+        if args.memory == "reset":
+            raise UserError(f"--memory reset applies to Memformer; this checkpoint is a {loaded.model_type}")
+        modes = (False,)
+    params = sum(p.numel() for p in loaded.model.parameters())
+    if not args.json:
+        print(f"checkpoint: {checkpoint} ({loaded.model_type}, {params:,} parameters)")
+        print(f"data: {corpus.name}: {corpus.num_documents:,} documents, {corpus.num_tokens:,} tokens, "
+              f"{corpus.num_bytes:,} bytes; {precision.name} on {device}")
+    results = {}
+    for reset in modes:
+        result = evaluate(loaded.model, corpus, batch_size=args.batch_size, reset_memory=reset,
+                          layout=args.layout, max_batches=args.max_batches, autocast_dtype=precision.dtype)
+        label = "reset" if reset else "carried"
+        results[label] = result
+        if not args.json:
+            name = "memory reset every segment" if reset else "memory carried"
+            print(f"{name + ':':28s} {result.bits_per_byte:.4f} bits/byte | perplexity {result.perplexity:.3f} per "
+                  f"token | {result.num_targets:,} tokens scored in {result.seconds:.1f} s "
+                  f"({result.tokens_per_second:,.0f} tokens/s)", flush=True)
+    if args.json:
+        print(json.dumps({"checkpoint": str(checkpoint), "model_type": loaded.model_type, "data": corpus.name,
+                          "split": args.split, "precision": precision.name,
+                          **{label: r.to_dict() for label, r in results.items()}}, sort_keys=True))
+    elif len(results) == 2:
+        gain = results["reset"].bits_per_byte - results["carried"].bits_per_byte
+        print(f"the memory is worth {gain:+.4f} bits/byte "
+              f"({100 * gain / results['reset'].bits_per_byte:+.1f}% of the reset model's)")
+    return 0
+
+
+def _data_spec(args, trainer_state: Path, DataSpec):
+    """The --data flags if given, else the data the checkpoint was trained on."""
+    given = {name: getattr(args, name) for name in _DATA_FLAGS if getattr(args, name) is not None}
+    saved = {}
+    if "data" not in given:
+        if not trainer_state.is_file():
+            raise ValueError(f"the checkpoint does not record its training data ({trainer_state.name} is missing); "
+                             "pass --data")
+        try:
+            config = json.loads(trainer_state.read_text())["config"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"cannot read the training data from {trainer_state} ({error}); pass --data") from None
+        saved = {"data": config.get("data"), "data_format": config.get("data_format", "auto"),
+                 "text_field": config.get("text_field", "text"), "hf_config": config.get("hf_config"),
+                 "valid_fraction": config.get("valid_fraction", 0.05),
+                 "test_fraction": config.get("test_fraction", 0.05)}
+    values = {**saved, **given}
+    return DataSpec(source=values["data"], format=values.get("data_format") or "auto",
+                    text_field=values.get("text_field") or "text", hf_config=values.get("hf_config"),
+                    valid_fraction=values.get("valid_fraction", 0.05) if values.get("valid_fraction") is not None
+                    else 0.05,
+                    test_fraction=values.get("test_fraction", 0.05) if values.get("test_fraction") is not None
+                    else 0.05)

@@ -1,0 +1,51 @@
+"""``memformer generate``: continue a prompt with a trained model, printing text as it comes.
+
+    memformer generate --checkpoint runs/quickstart --prompt "def main(" --max-new-tokens 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "generate"
+HELP = "sample a continuation of --prompt from a checkpoint, printed as it is produced"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="a checkpoint directory, or a run directory (its latest checkpoint)")
+    parser.add_argument("--prompt", required=True, help="the text to continue (at least one character)")
+    parser.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample (default 200)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    parser.add_argument("--top-p", type=float, default=None, help="sample from the smallest set holding this mass")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sample (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--no-echo", action="store_true", help="print only the continuation, not the prompt")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from ..errors import UserError
+    from ..generate import generate_text
+    from ..model.generation import check_sampling
+    from ..runs import resolve_checkpoint
+    from ..train.precision import resolve_device
+
+    check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    if not args.prompt:
+        raise UserError("--prompt is empty; give at least one character to continue from")
+    loaded = load_model(resolve_checkpoint(args.checkpoint), device=resolve_device(args.device))
+    if loaded.tokenizer is None:
+        raise UserError(f"checkpoint {loaded.directory} has no tokenizer files; cannot turn text into token ids")
+    pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    if not args.no_echo:
+        sys.stdout.write(args.prompt)
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0

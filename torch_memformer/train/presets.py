@@ -1,0 +1,99 @@
+"""Named starting points for ``memformer train --preset NAME``: training settings plus, per model,
+the model's config fields.
+
+Precedence (``config.py``): TrainConfig defaults < preset < ``--config FILE`` < command-line flags.
+Without ``--preset`` the ``quickstart`` preset applies. Sizes are matched across models so that
+``--model transformer-xl`` under a preset trains a baseline of about the same width and depth
+(issue 5 compares them; its own experiments choose their exact sizes).
+
+Speeds quoted below were measured on the 2-core shared CPU this project is developed on
+(``docs/results.md``); a GPU is one to two orders of magnitude faster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# One dict per preset: "train" holds TrainConfig fields, "models" the model config fields of
+# each registry model (``registry.MODELS``); vocab_size always comes from the tokenizer.
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few seconds; for tests and for checking an installation. Learns almost nothing.
+    "tiny": {
+        "description": "a 30k-parameter model and 8 steps: checks that everything runs (seconds)",
+        "train": {
+            "steps": 8, "batch_size": 2, "window": 2, "lr": 3e-3, "warmup_steps": 2,
+            "eval_every": 4, "eval_batches": 2, "eval_batch_size": 2, "log_every": 1,
+            "checkpoint_every": 4, "keep_checkpoints": 2,
+        },
+        "models": {
+            "memformer": {"d_model": 32, "num_heads": 2, "d_ff": 64, "num_encoder_layers": 1,
+                          "num_decoder_layers": 1, "num_slots": 4, "segment_len": 16},
+            "transformer-xl": {"d_model": 32, "num_heads": 2, "d_ff": 64, "num_layers": 2, "mem_len": 16,
+                               "segment_len": 16},
+            "transformer": {"d_model": 32, "num_heads": 2, "d_ff": 64, "num_layers": 2, "context_len": 32,
+                            "segment_len": 16},
+        },
+    },
+    # The README's first command: the stdlib corpus, bytes, a small Memformer, MRBP over windows of
+    # 4 segments; about 4 minutes on 2 CPU cores, loss from 8 to ~2.5 bits per byte.
+    "quickstart": {
+        "description": "a 0.9M-parameter Memformer on the stdlib corpus, about 4 minutes on 2 CPU cores",
+        "train": {
+            "steps": 600, "batch_size": 8, "window": 4, "lr": 2e-3, "warmup_steps": 30,
+            "eval_every": 200, "eval_batches": 8, "eval_batch_size": 8, "log_every": 20,
+            "checkpoint_every": 200, "keep_checkpoints": 2,
+        },
+        "models": {
+            "memformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_encoder_layers": 2,
+                          "num_decoder_layers": 2, "num_slots": 16, "segment_len": 32},
+            "transformer-xl": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "mem_len": 32,
+                               "segment_len": 32},
+            "transformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "context_len": 64,
+                            "segment_len": 32},
+        },
+    },
+    # The debtext benchmark (docs/results.md): about 20 minutes of a 2-core CPU.
+    "cpu-20min": {
+        "description": "a 3.4M-parameter Memformer for ~20 minutes of a 2-core CPU (the debtext benchmark)",
+        "train": {
+            "steps": 1500, "batch_size": 8, "window": 4, "lr": 1.5e-3, "warmup_steps": 60,
+            "eval_every": 500, "eval_batches": 16, "eval_batch_size": 8, "log_every": 25,
+            "checkpoint_every": 250, "keep_checkpoints": 2,
+        },
+        "models": {
+            "memformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_encoder_layers": 3,
+                          "num_decoder_layers": 3, "num_slots": 16, "segment_len": 64},
+            "transformer-xl": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_layers": 6, "mem_len": 64,
+                               "segment_len": 64},
+            "transformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_layers": 6, "context_len": 128,
+                            "segment_len": 64},
+        },
+    },
+    # The paper's WikiText-103 sizes (spec 3: hidden 512, FFN 2048, heads of 64, Memformer 4 + 16
+    # layers, Transformer-XL 16 layers): for a GPU.
+    "paper-base": {
+        "description": "the paper's language-model sizes (Memformer 4+16 layers, d 512): for a GPU",
+        "train": {
+            "steps": 200_000, "batch_size": 32, "window": 4, "lr": 2.5e-4, "warmup_steps": 4000,
+            "eval_every": 2000, "eval_batches": 200, "eval_batch_size": 16, "log_every": 100,
+            "checkpoint_every": 2000, "keep_checkpoints": 3, "precision": "auto",
+        },
+        "models": {
+            "memformer": {"d_model": 512, "num_heads": 8, "d_ff": 2048, "num_encoder_layers": 4,
+                          "num_decoder_layers": 16, "num_slots": 32, "segment_len": 128, "dropout": 0.1},
+            "transformer-xl": {"d_model": 512, "num_heads": 8, "d_ff": 2048, "num_layers": 16, "mem_len": 128,
+                               "segment_len": 128, "dropout": 0.1},
+            "transformer": {"d_model": 512, "num_heads": 8, "d_ff": 2048, "num_layers": 16, "context_len": 256,
+                            "segment_len": 128, "dropout": 0.1},
+        },
+    },
+}
+
+DEFAULT_PRESET = "quickstart"
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The preset ``name``; ValueError listing the known ones otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
