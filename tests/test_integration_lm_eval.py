@@ -80,6 +80,12 @@ def test_bpb_task_equals_memformer_eval(tmp_path, model, corpus_file, capsys):
     task_bpb = json.loads((tmp_path / "out.json").read_text())["results"]["memformer_bpb"]["bits_per_byte,none"]
     # Equal up to float32 summation order (the two read the stream in different pieces).
     assert task_bpb == pytest.approx(reference["bits_per_byte"], rel=1e-6)
+    # Without --data, the data the checkpoint records it was trained on (as memformer eval).
+    (tmp_path / "ckpt" / "trainer_state.json").write_text(json.dumps({"config": {"data": str(corpus_file)}}))
+    assert main(["lm-eval", "--checkpoint", str(tmp_path / "ckpt"), "--tasks", "memformer_bpb", "--split", "all",
+                 "--device", "cpu", "--output", str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())["results"]["memformer_bpb"]["bits_per_byte,none"]
+    assert again == pytest.approx(reference["bits_per_byte"], rel=1e-6)
 
 
 def test_bpb_task_counts_the_bytes_of_scored_bpe_tokens(tmp_path, corpus_file, capsys):

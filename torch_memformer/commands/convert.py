@@ -17,8 +17,9 @@ HELP = "convert a checkpoint between the native format and a Hugging Face transf
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="the directory to convert (a native checkpoint for --to hf, "
-                                                  "a Hugging Face directory for --to native)")
+    parser.add_argument("source", type=Path, help="the directory to convert: a native checkpoint (or a run directory: "
+                                                  "its latest checkpoint) for --to hf, a Hugging Face directory for "
+                                                  "--to native")
     parser.add_argument("--to", required=True, choices=("hf", "native"), help="the format to write")
     parser.add_argument("--out", type=Path, required=True, help="the directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError
     from ..errors import UserError
+    from ..runs import resolve_checkpoint
 
     if args.out.exists() and not args.overwrite:
         raise UserError(f"{args.out} already exists; choose another --out or pass --overwrite")
@@ -39,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
             f"memformer convert needs the Hugging Face extra ({error}); install it with "
             "pip install 'torch-memformer[hf]'"
         ) from None
-    convert = native_to_hf if args.to == "hf" else hf_to_native
     try:
-        convert(args.source, args.out)
+        if args.to == "hf":
+            native_to_hf(resolve_checkpoint(args.source), args.out)
+        else:
+            hf_to_native(args.source, args.out)
     except CheckpointError as error:
         raise UserError(str(error)) from None
     print(f"wrote {'a Hugging Face directory' if args.to == 'hf' else 'a native checkpoint'} to {args.out}")

@@ -17,19 +17,23 @@ import json
 from pathlib import Path
 
 from ._data_args import add_data_arguments
+from .eval import _DATA_FLAGS, _data_spec
 
 NAME = "lm-eval"
 HELP = "evaluate a checkpoint with lm-evaluation-harness tasks (e.g. the shipped memformer_bpb)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint directory (with its tokenizer)")
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="a checkpoint directory (with its tokenizer), or a run directory (its latest checkpoint)")
     parser.add_argument("--tasks", required=True, help="comma-separated task names, e.g. memformer_bpb")
     parser.add_argument("--include-path", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of lm-eval task YAML files (repeatable)")
     parser.add_argument("--split", default="valid", choices=("train", "valid", "test", "all"),
                         help="split of --data that memformer_bpb scores (default: valid, as memformer eval)")
     add_data_arguments(parser)
+    # Not given: the data the checkpoint was trained on, as memformer eval.
+    parser.set_defaults(**{name: None for name in _DATA_FLAGS})
     parser.add_argument("--metadata", default=None, metavar="JSON",
                         help="more task metadata as a JSON object (overrides what the --data flags set)")
     parser.add_argument("--batch-size", type=int, default=8, help="rows per model call (default 8)")
@@ -45,9 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError
+    from ..data import DataSpec
     from ..data.tokenizers import META_FILE
     from ..errors import UserError
-    from ._data_args import data_spec_from_args
+    from ..runs import resolve_checkpoint
+    from ..train.checkpointing import TRAINER_STATE_FILE
 
     try:
         import lm_eval
@@ -64,11 +70,16 @@ def run(args: argparse.Namespace) -> int:
     for path in args.include_path:
         if not path.is_dir():
             raise UserError(f"--include-path {path} is not a directory")
-    spec = data_spec_from_args(args)
-    metadata = {"data": spec.source, "split": args.split, "data_format": spec.format, "text_field": spec.text_field,
-                "hf_config": spec.hf_config, "valid_fraction": spec.valid_fraction,
-                "test_fraction": spec.test_fraction,
-                "tokenizer": str(args.checkpoint) if (args.checkpoint / META_FILE).is_file() else "byte"}
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    metadata = {"split": args.split, "tokenizer": str(checkpoint) if (checkpoint / META_FILE).is_file() else "byte"}
+    try:
+        spec = _data_spec(args, checkpoint / TRAINER_STATE_FILE, DataSpec)
+    except ValueError:
+        spec = None  # no --data and no recorded training data: only a task that reads data needs it
+    if spec is not None:
+        metadata.update({"data": spec.source, "data_format": spec.format, "text_field": spec.text_field,
+                         "hf_config": spec.hf_config, "valid_fraction": spec.valid_fraction,
+                         "test_fraction": spec.test_fraction})
     if args.metadata:
         try:
             extra = json.loads(args.metadata)
@@ -78,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--metadata must be a JSON object")
         metadata.update(extra)
     try:
-        lm = MemformerLM(checkpoint=str(args.checkpoint), batch_size=args.batch_size, device=args.device,
+        lm = MemformerLM(checkpoint=str(checkpoint), batch_size=args.batch_size, device=args.device,
                          window=args.window, max_gen_toks=args.max_gen_toks, seed=args.seed)
     except CheckpointError as error:
         raise UserError(str(error)) from None
@@ -95,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                                       fewshot_random_seed=args.seed)
     print(make_table(results))
     if args.output is not None:
-        report = {"checkpoint": str(args.checkpoint), "tasks": tasks, "metadata": metadata,
+        report = {"checkpoint": str(checkpoint), "tasks": tasks, "metadata": metadata,
                   "results": results["results"], "versions": results.get("versions", {}),
                   "n-samples": results.get("n-samples", {})}
         args.output.parent.mkdir(parents=True, exist_ok=True)

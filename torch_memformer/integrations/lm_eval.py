@@ -39,6 +39,7 @@ from lm_eval.api.registry import register_model
 
 from ..checkpoint import load_model
 from ..data.tokenizers import resolve_tokenizer
+from ..runs import resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class MemformerLM(LM):
     """An lm-eval ``LM`` over a checkpoint of this project (``checkpoint.save_model``).
 
     Args (all keyword; lm-eval passes ``model_args`` as strings, converted here):
-        checkpoint: the checkpoint directory; or pass ``model`` (and ``tokenizer``) directly.
+        checkpoint: a checkpoint directory or a run directory (its latest checkpoint); or pass
+            ``model`` (and ``tokenizer``) directly.
         tokenizer: ``"byte"`` or a tokenizer directory; default: the checkpoint's own.
         batch_size: rows per model call. ``max_batch_size`` is accepted and ignored.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...; default cuda when available.
@@ -85,7 +87,7 @@ class MemformerLM(LM):
         if (checkpoint is None) == (model is None):
             raise ValueError("give exactly one of checkpoint (a directory) or model")
         if checkpoint is not None:
-            loaded = load_model(checkpoint)
+            loaded = load_model(resolve_checkpoint(checkpoint))
             model, saved_tokenizer = loaded.model, loaded.tokenizer
         else:
             saved_tokenizer = None
