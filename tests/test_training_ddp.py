@@ -126,7 +126,7 @@ def test_mrbp_under_ddp_averages_gradients(tmp_path) -> None:
         worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True, start_method="fork"
     )
     for rank in range(WORLD):
-        saved = torch.load(tmp_path / f"rank{rank}.pt")
+        saved = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         # MRBP runs 4 backwards for this window but all-reduces only in the last one.
         per_sync, mrbp_reductions = saved["reductions"]
         assert per_sync >= 1 and mrbp_reductions == per_sync

@@ -123,6 +123,8 @@ class MemformerConfig:
                 text = path.read_text()
             except OSError as error:
                 raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
+            except UnicodeDecodeError:
+                raise ValueError(f"config file {path} is not valid JSON (not UTF-8 text)") from None
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:

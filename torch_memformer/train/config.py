@@ -6,9 +6,11 @@ Config flows one way (style principle 4):
 
 ``resolve_config`` merges those layers; ``model_config`` holds fields of the chosen model's own
 config class and merges key by key. The result is saved in every checkpoint
-(``trainer_state.json``), so ``--resume`` rebuilds the same run; on resume only the fields in
-``RUNTIME_FIELDS`` may be changed by flags (where the run trains, how often it reports), since
-any other change would make the resumed run a different run.
+(``trainer_state.json``), so ``--resume`` rebuilds the same run. On resume flags may change only
+the fields in ``RESUMABLE_FIELDS``: where the run trains and how it reports, and the optimiser's
+settings (lowering the learning rate after a divergence is the usual reason to resume with a
+change). The model, the data, the stream layout and the seed make the run what it is: a flag
+that changes them is refused.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 METHODS: tuple[str, ...] = ("mrbp", "bptt", "checkpoint")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
-# Fields a resumed run may change: they decide where it runs and how it reports, not what it
-# computes (``steps`` extends or shortens the run; the cosine schedule follows the new length).
+# Fields a resumed run may change. The first set decides where it runs and how it reports, not
+# what it computes (``steps`` extends or shortens the run; the cosine schedule follows the new
+# length). The second changes the optimisation from the resumed step on (the run then no longer
+# matches an uninterrupted one, which the trainer logs); the model and data stay as saved.
 RUNTIME_FIELDS = frozenset({
     "steps", "device", "precision", "log_every", "eval_every", "eval_batches", "eval_batch_size",
     "checkpoint_every", "keep_checkpoints",
 })
+OPTIMISER_FIELDS = frozenset({
+    "lr", "min_lr_ratio", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip", "method",
+})
+RESUMABLE_FIELDS = RUNTIME_FIELDS | OPTIMISER_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +205,8 @@ def parse_model_config(text_or_path: str) -> dict[str, Any]:
         except OSError as error:
             raise ValueError(f"--model-config {text_or_path!r} is neither a JSON object nor a readable file "
                              f"({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"--model-config file {text_or_path!r} is not valid JSON (not UTF-8 text)") from None
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:
@@ -234,7 +244,7 @@ def resolve_config(*, file_values: dict[str, Any] | None = None, flag_values: di
 
 
 def resume_config(saved: TrainConfig, flag_values: dict[str, Any]) -> TrainConfig:
-    """The saved run's config with the runtime fields the flags change; any other flag that
+    """The saved run's config with the ``RESUMABLE_FIELDS`` the flags change; any other flag that
     disagrees with the saved run is a contradiction (ValueError naming it)."""
     changes: dict[str, Any] = {}
     for key, value in flag_values.items():
@@ -252,7 +262,7 @@ def resume_config(saved: TrainConfig, flag_values: dict[str, Any]) -> TrainConfi
                                  "drop --preset when resuming")
             continue
         current = getattr(saved, key)
-        if key in RUNTIME_FIELDS:
+        if key in RESUMABLE_FIELDS:
             changes[key] = value
         elif value != current:
             flag = "--" + key.replace("_", "-")
