@@ -38,7 +38,7 @@ def load_documents(
     spec = DataSpec(source=str(data), format=data_format, text_field=text_field, hf_config=hf_config,
                     valid_fraction=float(valid_fraction), test_fraction=float(test_fraction))
     corpus = open_corpus(spec, split)
-    encoder = resolve_tokenizer(tokenizer)
+    encoder = resolve_tokenizer(_tokenizer_directory(tokenizer))
     byte_lengths = encoder.token_byte_lengths()
     rows: dict[str, list] = {TEXT: [], SCORED_BYTES: [], BYTES: []}
     for text in corpus.documents():
@@ -51,6 +51,18 @@ def load_documents(
     if not rows[TEXT]:
         raise ValueError(f"{corpus.description} holds no text; check data, split and text_field")
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
+
+
+def _tokenizer_directory(name: str) -> str:
+    """``"byte"``, a tokenizer directory, or a checkpoint or run directory (its latest checkpoint)."""
+    from pathlib import Path
+
+    from torch_memformer.data.tokenizers import META_FILE
+    from torch_memformer.runs import resolve_checkpoint
+
+    if str(name) == "byte" or (Path(name) / META_FILE).is_file() or not Path(name).is_dir():
+        return str(name)
+    return str(resolve_checkpoint(name))
 
 
 def doc_to_target(doc: dict[str, Any]) -> str:
