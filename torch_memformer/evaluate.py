@@ -152,8 +152,10 @@ def evaluate(
                     piece = slice(start_token, start_token + segment_len)
                     logits_BLV, state = _score_segment(model, batch.input_ids[:, piece], state,
                                                        reset_B=batch.reset[:, start_token], reset_memory=reset_memory)
+                    if logits_BLV.dtype in (torch.bfloat16, torch.float16):
+                        logits_BLV = logits_BLV.float()  # autocast's logits: the loss in float32
                     loss_sum += F.cross_entropy(
-                        logits_BLV.float().flatten(0, 1), batch.labels[:, piece].flatten(),
+                        logits_BLV.flatten(0, 1), batch.labels[:, piece].flatten(),
                         ignore_index=IGNORE_INDEX, reduction="sum",
                     ).double()
                 num_targets += batch.num_targets

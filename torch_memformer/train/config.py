@@ -102,6 +102,9 @@ class TrainConfig:
                 raise ValueError(f"unknown ablation {self.ablation!r}; choose one of {', '.join(registry.ABLATIONS)}")
         if not isinstance(self.model_config, dict):
             raise ValueError(f"model_config must be a JSON object of model fields, got {self.model_config!r}")
+        # Check the model's fields now, before any data is read (vocab_size comes from the tokenizer
+        # later; a stand-in of 256 checks everything else).
+        registry.config_from_dict(self.model, {"vocab_size": 256, **self.model_config})
         if not isinstance(self.tokenizer, str) or not self.tokenizer:
             raise ValueError(f"tokenizer must be 'byte' or a tokenizer directory, got {self.tokenizer!r}")
         if self.data_format not in DATA_FORMATS:

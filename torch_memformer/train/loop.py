@@ -33,7 +33,7 @@ from ..errors import UserError
 from ..evaluate import EvalResult, evaluate
 from . import distributed
 from .checkpointing import TrainingState, write_training_state
-from .config import TrainConfig
+from .config import OPTIMISER_FIELDS, TrainConfig
 from .distributed import DistInfo
 from .interrupt import StopRequest
 from .metrics import MetricsWriter
@@ -135,7 +135,7 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug) -> Trai
     step = 0
     progress = {"tokens": 0, "train_seconds": 0.0}
     if resume is not None:
-        step, state, progress = _restore(resume, model, optimizer, scaler, stream, dist_info, device)
+        step, state, progress = _restore(resume, config, model, optimizer, scaler, stream, dist_info, device)
     module = distributed.wrap(model, dist_info, device)
 
     if is_main:
@@ -161,6 +161,8 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug) -> Trai
         carried = {name: distributed.gather_rows(t, dist_info) for name, t in state.tensors().items()}
         rng = distributed.gather_rng(dist_info, device)
         path = None
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise NonFiniteLoss(_non_finite_message("parameters", at_step, loss, float("nan"), last_checkpoint))
         if is_main:
             snapshot = TrainingState(
                 step=at_step, config=config, optimizer=optimizer.state_dict(), stream=stream.state_dict(),
@@ -308,7 +310,7 @@ def _adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch
         return torch.optim.AdamW(groups, **kwargs)
 
 
-def _restore(resume: ResumePoint, model, optimizer, scaler, stream, dist_info, device):
+def _restore(resume: ResumePoint, config, model, optimizer, scaler, stream, dist_info, device):
     """Put the optimizer, stream, carried state and generators back as the checkpoint saved them."""
     saved = resume.state
     try:
@@ -316,6 +318,14 @@ def _restore(resume: ResumePoint, model, optimizer, scaler, stream, dist_info, d
         stream.load_state_dict(saved.stream)
     except (ValueError, KeyError, RuntimeError) as error:
         raise UserError(f"cannot resume from {resume.checkpoint}: {error}") from None
+    # load_state_dict brought back the saved groups' settings; the run's config may have changed them.
+    optimizer.param_groups[0]["weight_decay"] = config.weight_decay  # group 0 holds the decayed matrices
+    for group in optimizer.param_groups:
+        group["betas"] = (config.beta1, config.beta2)
+    changed = sorted(k for k in OPTIMISER_FIELDS if getattr(config, k) != getattr(saved.config, k))
+    if changed:
+        logger.warning("resuming with changed %s: from step %d on this run differs from an uninterrupted one",
+                       ", ".join(changed), saved.step + 1)
     if scaler is not None and saved.grad_scaler:
         scaler.load_state_dict(saved.grad_scaler)
     rows = slice(dist_info.rank * stream.batch_size, (dist_info.rank + 1) * stream.batch_size)
@@ -332,10 +342,12 @@ def _restore(resume: ResumePoint, model, optimizer, scaler, stream, dist_info, d
 
 
 def _non_finite_message(what: str, step: int, loss: float, grad_norm: float, last: Path | None) -> str:
-    where = (f"the last good checkpoint is {last}; continue from it with --resume" if last is not None
-             else "no checkpoint had been written yet")
-    return (f"the {what} became non-finite at step {step} (loss {loss}, gradient norm {grad_norm}); stopped "
-            f"without saving: {where}, after lowering the learning rate (--lr) or using --precision fp32")
+    if last is None:
+        where = "no checkpoint had been written yet; start again with a lower --lr"
+    else:
+        where = f"the last good checkpoint is {last}; continue from it with --resume and a lower --lr"
+    return f"the {what} became non-finite at step {step} (loss {loss}, gradient norm {grad_norm}); stopped without saving: {where}"
+
 
 
 def _progress_bar(total: int, initial: int, *, enabled: bool):
