@@ -119,6 +119,19 @@ def test_padding_is_not_read(native, hf):
     assert float(out.loss.detach()) == pytest.approx(total / count, rel=1e-5)
 
 
+def test_a_row_of_padding_only_leaves_its_stream_where_it_was(native, hf):
+    ids = ids_of(2, 12, seed=3)
+    state = native(ids).state
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1] = 0
+    out = hf(ids, memformer_state=state, attention_mask=mask)
+    assert not out.logits[1].any()
+    for name, value in out.memformer_state.select([1]).tensors().items():
+        assert torch.equal(value, state.select([1]).tensors()[name]), name
+    assert torch.allclose(out.logits[0], native(ids[:1], state=state.select([0])).logits[0], atol=1e-5)
+    assert not hf(ids, attention_mask=torch.zeros_like(ids)).logits.any()
+
+
 def test_a_gap_in_the_mask_is_refused(hf):
     mask = torch.ones(1, 10, dtype=torch.long)
     mask[0, 4] = 0

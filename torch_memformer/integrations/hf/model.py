@@ -164,11 +164,11 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
             rows_reset = None if reset is None else reset[rows]
             out = self.memformer(input_ids[rows, start:end], state=rows_state, reset=rows_reset)
             pieces.append((rows, start, out.logits, out.state))
-        real_logits = [logits for _, _, logits, _ in pieces if logits is not None]
-        logits_BNV = real_logits[0].new_zeros(batch, n, real_logits[0].size(-1))
+        weight = self.memformer.embedding.weight
+        logits_BNV = weight.new_zeros(batch, n, self.config.vocab_size)
         for rows, start, logits, _ in pieces:
             if logits is not None:
-                logits_BNV[rows, start : start + logits.size(1)] = logits
+                logits_BNV[rows, start : start + logits.size(1)] = logits.to(logits_BNV.dtype)
         order = torch.tensor([row for rows, _, _, _ in pieces for row in rows], device=input_ids.device)
         new_state = MemformerState.cat([s for _, _, _, s in pieces]).select(torch.argsort(order))
         return logits_BNV, new_state
