@@ -6,7 +6,8 @@ each rank's gradient is the mean of the two ranks' single-process gradients
 and after an optimizer step both ranks hold the same parameters. Then accumulation: a window
 of one segment under the caller's ``no_sync`` and a longer window after it, with
 ``find_unused_parameters=True`` (the one-segment window trains no encoder, and without
-forgetting the bias is unused), average the same way.
+forgetting the bias is unused), average the same way; and every method runs repeatedly on
+windows that reach only some parameters.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def accumulate_under_ddp(rank: int) -> tuple[list[torch.Tensor], list[torch.Tens
     return [p.grad.clone() for p in model.parameters()], expected
 
 
+def windows_inside_one_segment(rank: int) -> None:
+    """Each method, twice, on a window that trains no encoder: DDP (find_unused_parameters)
+    must not wait for gradients through the outgoing state, or the second call fails."""
+    for method in ("bptt", "checkpoint", "mrbp"):
+        model = make_model()
+        ddp = DistributedDataParallel(StepModule(model), find_unused_parameters=True)
+        state = None
+        for _ in range(2):
+            state = backward_window(ddp, accumulation_windows(rank)[0], state=state, method=method).state
+
+
 def worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
@@ -102,6 +114,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
         others = [torch.empty_like(params) for _ in range(WORLD)]
         dist.all_gather(others, params)
         accumulated, accumulated_expected = accumulate_under_ddp(rank)
+        windows_inside_one_segment(rank)
         torch.save(
             {
                 "grads": grads,

@@ -21,7 +21,7 @@ def bptt_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tupl
     def whole_window(model: Memformer) -> tuple[torch.Tensor, MemformerState]:
         if not plan.has_inner_resets:
             out = model(plan.input_ids, state=state, labels=plan.labels, reset=plan.resets[0])
-            return out.loss, out.state
+            return out.loss, out.state.detach()
         # A row restarts inside the window: call the model once per stretch between restarts,
         # all in one graph, and score the concatenated logits. Across a cut, the last logit of a
         # stretch scores the first label of the next (the shift), which for a restarted row is
@@ -33,9 +33,11 @@ def bptt_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tupl
             out = model(stretch, state=stretch_state, reset=plan.resets[start])
             logits.append(out.logits)
             stretch_state, start = out.state, stop
-        return shifted_cross_entropy(torch.cat(logits, dim=1), plan.labels), stretch_state
+        return shifted_cross_entropy(torch.cat(logits, dim=1), plan.labels), stretch_state.detach()
 
+    # The step returns the state detached: the last segment's encoding feeds only the next
+    # window, and DDP (find_unused_parameters) must not wait for gradients through it.
     loss, new_state = runner.step(whole_window)
     with runner.sync(last=True):
         runner.backward(loss)
-    return loss.detach(), new_state.detach()
+    return loss.detach(), new_state

@@ -43,12 +43,13 @@ def checkpointed_window(
             # The state entering segment j + 1; its context H_j matters only if the window ends
             # inside that segment (the outgoing state keeps it for the decoder).
             last_state = segment_start_state(state, memory_BSD).replace(context=context_BLD)
-        return loss, last_state
+        # Detached: only the no-grad advance below reads it (and DDP must find only the loss).
+        return loss, last_state.detach()
 
     loss, last_state = runner.step(whole_window)
     with runner.sync(last=True):
         runner.backward(loss)
     with torch.no_grad():
         # The last segment's encoding only feeds the next window: no gradient needed.
-        new_state = runner.model.advance(plan.chunks[last], state=last_state.detach(), reset=plan.resets[last])
+        new_state = runner.model.advance(plan.chunks[last], state=last_state, reset=plan.resets[last])
     return loss.detach(), new_state.detach()

@@ -27,6 +27,8 @@ decoder runs only once.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..model import Memformer, MemformerState
@@ -54,42 +56,55 @@ def mrbp_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tupl
 
     # 2. Unit -1: chunk 0 from the incoming context. Its own backward, so the peak holds one
     # decoder's activations here, not two.
-    def first_chunk(m: Memformer) -> torch.Tensor:
-        return plan.local_loss(m.predict(plan.chunks[0], state=state, reset=plan.resets[0]), 0)
+    def first_chunk(m: Memformer) -> tuple[torch.Tensor, None]:
+        return plan.local_loss(m.predict(plan.chunks[0], state=state, reset=plan.resets[0]), 0), None
 
-    loss = _run_unit(runner, first_chunk, last=last == 0)
-    total = loss.detach()
+    total = _run_unit(runner, first_chunk, last=last == 0, grad_BSD=None)
 
-    # 3. Units J-2 .. 0, newest first, each handing its memory gradient one segment back.
+    # 3. Units J-2 .. 0, newest first, each handing its memory gradient one segment back. The
+    # newest receives none: M_{J-1} feeds only the last segment's encoding, which leaves the
+    # window detached.
     grad_BSD = None
     for j in range(last - 1, -1, -1):
         # M_0 needs no gradient: nothing before the window is trained through it.
         memory_BSD = memories[j].detach().requires_grad_(j > 0)
         unit_state = state.replace(memory=memory_BSD) if j == 0 else segment_start_state(state, memory_BSD)
-        decoder_stream = rng.capture(runner.device)
-
-        def unit(m: Memformer, j: int = j, unit_state: MemformerState = unit_state) -> tuple[torch.Tensor, torch.Tensor]:
-            rng.restore(snapshots[j])
-            after = m.advance(plan.chunks[j], state=unit_state, reset=plan.resets[j])
-            rng.restore(decoder_stream)
-            logits = m.predict(plan.chunks[j + 1], state=after, reset=plan.resets[j + 1])
-            return plan.local_loss(logits, j + 1), after.memory
-
-        loss = _run_unit(runner, unit, last=j == 0, grad_BSD=grad_BSD)
-        total = total + loss.detach()
+        unit = functools.partial(
+            _unit, plan=plan, j=j, unit_state=unit_state, encoder_rng=snapshots[j],
+            decoder_rng=rng.capture(runner.device), wants_memory=grad_BSD is not None,
+        )
+        total = total + _run_unit(runner, unit, last=j == 0, grad_BSD=grad_BSD)
         grad_BSD = memory_BSD.grad
-        memories[j + 1] = None  # no longer needed: keep the replay buffer shrinking
+        memories[j + 1] = None  # no longer needed: the replay buffer shrinks as the sweep goes
     return total, new_state.detach()
 
 
-def _run_unit(runner: Runner, fn, *, last: bool, grad_BSD: torch.Tensor | None = None) -> torch.Tensor:
-    """One forward with grad and its backward; the window's last backward syncs DDP."""
+def _unit(
+    m: Memformer,
+    *,
+    plan: WindowPlan,
+    j: int,
+    unit_state: MemformerState,
+    encoder_rng: rng.RngSnapshot,
+    decoder_rng: rng.RngSnapshot,
+    wants_memory: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Unit j with grad: recompute segment j from its memory (replaying the replay pass's
+    dropout), decode chunk j + 1 against H_j; return the local loss and M_{j+1} when a gradient
+    from the future will be back-propagated into it."""
+    rng.restore(encoder_rng)
+    after = m.advance(plan.chunks[j], state=unit_state, reset=plan.resets[j])
+    rng.restore(decoder_rng)
+    logits = m.predict(plan.chunks[j + 1], state=after, reset=plan.resets[j + 1])
+    return plan.local_loss(logits, j + 1), after.memory if wants_memory else None
+
+
+def _run_unit(runner: Runner, fn, *, last: bool, grad_BSD: torch.Tensor | None) -> torch.Tensor:
+    """One forward with grad and its backward (the window's last one syncs DDP); the loss, detached."""
     with runner.sync(last=last):
-        result = runner.step(fn)
-        if isinstance(result, tuple):
-            loss, memory_BSD = result
-            outputs, grads = ([memory_BSD], [grad_BSD]) if grad_BSD is not None else ((), ())
+        loss, memory_BSD = runner.step(fn)
+        if grad_BSD is None:
+            runner.backward(loss)
         else:
-            loss, outputs, grads = result, (), ()
-        runner.backward(loss, outputs, grads)
-    return loss
+            runner.backward(loss, [memory_BSD], [grad_BSD])
+    return loss.detach()
