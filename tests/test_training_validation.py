@@ -33,7 +33,7 @@ def test_unknown_method(model) -> None:
 def test_reset_inside_a_segment_is_refused_with_the_boundaries(model) -> None:
     reset = torch.zeros(2, 10, dtype=torch.bool)
     reset[1, 5] = True
-    with pytest.raises(ValueError, match=r"reset before token 5 falls at position 1 of a segment.*tokens 4, 8"):
+    with pytest.raises(ValueError, match=r"reset before token 5 falls at position 1 of a segment.*tokens 4, 8\)"):
         backward_window(model, ids(), reset=reset)
 
 

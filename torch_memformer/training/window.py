@@ -183,13 +183,11 @@ def _check_reset_positions(reset_BN: torch.Tensor | None, position: int, segment
     misplaced = [i for i in inner if (position + i) % segment_len]
     if misplaced:
         first = misplaced[0]
+        starts = list(range((segment_len - position) % segment_len or segment_len, reset_BN.size(1), segment_len))
+        allowed = ", ".join(map(str, starts[:4])) + (", ..." if len(starts) > 4 else "") if starts else "none"
         raise ValueError(
             f"reset before token {first} falls at position {(position + first) % segment_len} of a segment "
-            f"(segment_len {segment_len}); inside a window a row may only restart at a segment boundary "
-            f"(tokens {', '.join(str(i) for i in _boundaries(position, segment_len, reset_BN.size(1))[:4])}, ...). "
+            f"(segment_len {segment_len}); inside a window a row may only restart where a segment starts "
+            f"(in this window: tokens {allowed}). "
             "Pad each document to a multiple of segment_len, or start a new window at the reset"
         )
-
-
-def _boundaries(position: int, segment_len: int, length: int) -> list[int]:
-    return list(range((segment_len - position) % segment_len or segment_len, length, segment_len))
