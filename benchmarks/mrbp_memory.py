@@ -87,7 +87,8 @@ def memory_point(method: str, segments: int, batch: int, device: str) -> dict:
     # Warm-up: a window of 3 segments runs every kind of unit once, so the baseline holds the
     # lazily initialised state and the point only the window's own memory. (On CPU, MRBP's first
     # backward that carries a memory gradient leaves ~35 MB allocated for good outside any
-    # tensor, state of the CPU kernels; without this warm-up it would be counted at K >= 3 only.)
+    # tensor Python sees, presumably lazily initialised kernel state; malloc_trim does not
+    # return it. Without this warm-up it would be counted at K >= 3 only.)
     backward_window(model, window(batch, 3, device, seed=2), method=method)
     model.zero_grad(set_to_none=True)
     gc.collect()
