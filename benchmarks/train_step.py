@@ -22,24 +22,17 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
 from common import RESULTS, environment, write_json
 from torch_memformer import Memformer, MemformerConfig
+from torch_memformer.experiments.common.flops import register_cpu_attention_flops
 
 aten = torch.ops.aten
 
 # FlopCounterMode knows the CUDA attention kernels but not the CPU one; count it the same way
 # (both matmuls of attention, causal masking not discounted, as torch does for CUDA).
-@register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
-def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-@register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
-def _cpu_sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
-
+register_cpu_attention_flops()
 
 MATMULS = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default}
 ATTENTION = {

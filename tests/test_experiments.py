@@ -1,0 +1,128 @@
+"""``memformer bench``: the experiments' --quick runs write their files, the results page keeps
+every other section when a block is replaced, and mistakes end as one line with exit code 2.
+
+The quick runs check the output files and their keys, never the numbers (those are measured in
+the default runs and recorded in docs/results.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from torch_memformer import experiments
+from torch_memformer.cli import main
+from torch_memformer.experiments.common import report
+
+PAGE = "# Results\n\nIntro.\n\n## Someone else's section\n\nTheir numbers.\n"
+SHARED_KEYS = {"name", "title", "quick", "environment", "load_average_end", "arguments", "markdown", "files"}
+ENVIRONMENT_KEYS = {"date", "command", "cpu", "cpu_count", "load_average", "torch_threads", "python", "torch"}
+
+
+def _run_quick(name, tmp_path, capsys):
+    page = tmp_path / "results.md"
+    page.write_text(PAGE)
+    out = tmp_path / "out"
+    code = main(["bench", name, "--quick", "--out", str(out), "--update-results", "--results-doc", str(page)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    result = json.loads((out / f"{name}.json").read_text())
+    assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert SHARED_KEYS <= set(result)
+    assert ENVIRONMENT_KEYS <= set(result["environment"])
+    assert result["name"] == name and result["quick"] is True
+    assert result["environment"]["command"].startswith(f"memformer bench {name} --quick")
+    assert result["files"] == {"json": str(out / f"{name}.json"), "png": str(out / f"{name}.png")}
+    # The command prints the table, and the page holds it in the experiment's block, links
+    # relative to the page, with the other sections untouched.
+    assert result["markdown"].strip() in printed
+    text = page.read_text()
+    begin, end = report.markers(name)
+    assert text.startswith(PAGE.rstrip())
+    block = text[text.index(begin) : text.index(end)]
+    assert result["markdown"].strip() in block
+    assert f"](out/{name}.png)" in block and f"](out/{name}.json)" in block
+    assert "Quick run" in block
+    return result
+
+
+def test_efficiency_quick_writes_its_files(tmp_path, capsys):
+    result = _run_quick("efficiency", tmp_path, capsys)
+    assert {"sizes", "plan", "parameters", "length_sweep", "memory_sweep", "comparison"} <= set(result)
+    lengths, memory_sizes = result["plan"]["lengths"], result["plan"]["memory_sizes"]
+    assert [row["length"] for row in result["length_sweep"]] == lengths
+    for row in result["length_sweep"]:
+        for name in ("transformer", "transformer-xl", "memformer"):
+            assert {"flops", "flops_per_token", "seconds", "seconds_all", "us_per_token"} <= set(row[name])
+    assert [row["memory_size"] for row in result["memory_sweep"]] == memory_sizes
+    for row in result["memory_sweep"]:
+        for name in ("transformer-xl", "memformer"):
+            assert {"state_bytes_per_row", "inference_peak_growth_bytes", "training_peak_growth_bytes",
+                    "flops_per_token"} <= set(row[name])
+    assert {"flops_ratio_vs_memformer", "training_peak_growth", "state_ratio_txl_vs_memformer"} <= set(
+        result["comparison"])
+
+
+def test_streaming_quick_writes_its_files(tmp_path, capsys):
+    result = _run_quick("streaming", tmp_path, capsys)
+    assert {"sizes", "plan", "models", "rows", "summary", "memory_limit_bytes"} <= set(result)
+    assert [row["position"] for row in result["rows"]] == result["plan"]["positions"]
+    for row in result["rows"]:
+        for name in ("memformer", "transformer"):
+            assert {"ms_per_token", "ms_per_token_windows", "rss_bytes", "peak_rss_bytes", "state_bytes",
+                    "advance_seconds", "cache_positions_repeated"} <= set(row[name])
+    # The quick plan grows the Transformer's cache past --advance-limit by repetition.
+    assert result["rows"][-1]["transformer"]["cache_positions_repeated"] > 0
+    assert {"memformer_time_spread", "memformer_flat", "transformer_time_growth"} <= set(result["summary"])
+
+
+def test_update_results_doc_replaces_only_its_block(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text(PAGE)
+    report.update_results_doc(page, "efficiency", "## Efficiency\n\nfirst\n")
+    report.update_results_doc(page, "streaming", "## Streaming\n\nS\n")
+    report.update_results_doc(page, "efficiency", "## Efficiency\n\nsecond\n")
+    text = page.read_text()
+    assert text.startswith(PAGE.rstrip())
+    assert "first" not in text and text.count("second") == 1 and text.count("## Streaming\n\nS") == 1
+    # Prose after a block (outside the markers) survives a re-run.
+    page.write_text(text.replace("<!-- /bench:efficiency -->", "<!-- /bench:efficiency -->\n\nHand-written reading."))
+    report.update_results_doc(page, "efficiency", "## Efficiency\n\nthird\n")
+    text = page.read_text()
+    assert "third" in text and "second" not in text and "Hand-written reading." in text
+    assert text.index("third") < text.index("Hand-written reading.") < text.index("## Streaming")
+
+
+def test_update_results_doc_refuses_broken_markers(tmp_path):
+    page = tmp_path / "results.md"
+    page.write_text(PAGE + "\n<!-- /bench:efficiency -->\n<!-- bench:efficiency -->\n")
+    with pytest.raises(ValueError, match="fix the page by hand"):
+        report.update_results_doc(page, "efficiency", "x")
+
+
+def test_experiments_are_discovered():
+    assert {"efficiency", "streaming"} <= set(experiments.names())
+    assert "common" not in experiments.names()
+    with pytest.raises(ValueError, match="the experiments are: .*efficiency"):
+        experiments.load("nope")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench"], "name an experiment: "),
+        (["bench", "nope"], "unknown experiment 'nope'; the experiments are: "),
+        (["bench", "efficiency", "--lengths", "64,32"], "increasing order"),
+        (["bench", "streaming", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["bench", "efficiency", "--quick", "--update-results", "--results-doc", "/nonexistent/results.md"],
+         "does not exist; run from the repository root"),
+    ],
+)
+def test_bench_mistakes_are_one_line(argv, message, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("memformer: error: ") and message in err and err.count("\n") == 1
+    if argv[1:2] == ["nope"] or argv == ["bench"]:
+        assert "efficiency" in err and "streaming" in err

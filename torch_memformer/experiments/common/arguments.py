@@ -1,0 +1,77 @@
+"""The flags every experiment shares, and parsing an experiment's command line.
+
+    --quick            tiny sizes that finish in seconds: a smoke test of the files, not the numbers
+    --out DIR          where <name>.json and <name>.png go (default benchmarks/results, or
+                       benchmarks/results/quick with --quick, so a smoke test never overwrites
+                       a real result)
+    --seed N           seeds the weights and the random tokens
+    --threads N        torch intra-op threads while measuring (each experiment picks its default)
+    --update-results   also write the result into its marked block of --results-doc
+    --results-doc PATH the results page (default docs/results.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ...errors import UserError
+
+DEFAULT_OUT = Path("benchmarks/results")
+QUICK_OUT = DEFAULT_OUT / "quick"
+DEFAULT_RESULTS_DOC = Path("docs/results.md")
+
+
+class ExperimentParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes end as one ``UserError`` line (the CLI exits with 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("shared by every experiment (docs/experiments.md)")
+    group.add_argument("--quick", action="store_true",
+                       help="tiny sizes that run in seconds (a smoke test of the output files, not of the numbers)")
+    group.add_argument("--out", type=Path, default=None,
+                       help=f"directory for <name>.json and <name>.png (default {DEFAULT_OUT}, or {QUICK_OUT} with --quick)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the weights and the random tokens (default 0)")
+    group.add_argument("--threads", type=positive_int, default=None,
+                       help="torch threads while measuring (default: the experiment's choice, see its --help)")
+    group.add_argument("--update-results", action="store_true",
+                       help="write the result into its marked block of --results-doc, replacing the previous one")
+    group.add_argument("--results-doc", type=Path, default=DEFAULT_RESULTS_DOC,
+                       help=f"the results page to update (default {DEFAULT_RESULTS_DOC}, from the repository root)")
+
+
+def resolve_shared_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in the defaults that depend on other flags, and check what the parser cannot."""
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
+    if args.update_results and not args.results_doc.is_file():
+        raise UserError(
+            f"--update-results: {args.results_doc} does not exist; run from the repository root or pass --results-doc PATH"
+        )
+    return args
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated positive integers in increasing order, e.g. ``128,256,512``."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,256,512, got {text!r}") from None
+    if not values or min(values) < 1 or list(values) != sorted(set(values)):
+        raise argparse.ArgumentTypeError(f"expected distinct positive integers in increasing order, got {text!r}")
+    return values
