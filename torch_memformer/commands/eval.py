@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
                         help="fp32 (default, exact) or an autocast precision (faster)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default 0: one per core)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (default: ~/.cache/torch-memformer)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -52,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_batches is not None and args.max_batches < 1:
         raise UserError(f"--max-batches must be >= 1, got {args.max_batches}")
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     checkpoint = resolve_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)

@@ -12,6 +12,7 @@ given on the command line override; ``--print-config`` shows the merged result.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ HELP = "train a Memformer (or a baseline) language model; resumable, distributed
 _CONFIG_FLAGS = (
     "model", "ablation", "tokenizer", "preset", "data", "data_format", "text_field", "hf_config", "valid_fraction",
     "test_fraction", "shuffle", "steps", "batch_size", "window", "method", "lr", "min_lr_ratio", "warmup_steps",
-    "weight_decay", "beta1", "beta2", "grad_clip", "seed", "precision", "device", "log_every", "eval_every",
+    "weight_decay", "beta1", "beta2", "grad_clip", "seed", "precision", "device", "threads", "log_every", "eval_every",
     "eval_batches", "eval_batch_size", "checkpoint_every", "keep_checkpoints",
 )
 
@@ -83,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--precision", choices=PRECISIONS, default=unset,
                        help="auto (bf16 autocast where the hardware has it, else fp32), fp32, bf16, fp16 (CUDA)")
     optim.add_argument("--device", default=unset, help="auto, cpu, cuda or cuda:N (default: auto)")
+    optim.add_argument("--threads", type=int, default=unset,
+                       help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: PyTorch's "
+                            "default, one per core)")
 
     report = parser.add_argument_group("reporting")
     report.add_argument("--log-every", type=int, default=unset, help="steps between progress lines")
@@ -102,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import default_cache_dir
     from ..train import DebugOptions, parse_model_config, plan_run, read_config_file, train
     from ..train.distributed import from_environment
+    from ..train.precision import idle_cpu_threads
 
     dist_info = from_environment()
     flag_values = {name: getattr(args, name) for name in _CONFIG_FLAGS
@@ -120,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         preset = flag_values.get("preset") or file_values.get("preset") or "quickstart"
         args.out = Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     config, resume = plan_run(out_dir=args.out, file_values=file_values, flag_values=flag_values, resume=args.resume)
+    if ("threads" not in flag_values and "threads" not in file_values and not dist_info.enabled
+            and "OMP_NUM_THREADS" not in os.environ):
+        # Unset: as many threads as there are idle cores (torchrun and OMP_NUM_THREADS decide otherwise).
+        config = config.replace(threads=idle_cpu_threads())
     if args.print_config:
         print(config.to_json(), end="")
         return 0

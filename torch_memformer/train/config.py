@@ -35,7 +35,7 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 # length). The second changes the optimisation from the resumed step on (the run then no longer
 # matches an uninterrupted one, which the trainer logs); the model and data stay as saved.
 RUNTIME_FIELDS = frozenset({
-    "steps", "device", "precision", "log_every", "eval_every", "eval_batches", "eval_batch_size",
+    "steps", "device", "precision", "threads", "log_every", "eval_every", "eval_batches", "eval_batch_size",
     "checkpoint_every", "keep_checkpoints",
 })
 OPTIMISER_FIELDS = frozenset({
@@ -66,7 +66,7 @@ class TrainConfig:
     test_fraction: float = 0.05
     shuffle: bool = True
     # --- optimisation
-    steps: int = 600
+    steps: int = 1200
     batch_size: int = 8
     # Segments per training window: MRBP (or BPTT) trains through K segments, the memory is
     # carried detached from one window to the next (spec decision 9).
@@ -74,7 +74,7 @@ class TrainConfig:
     method: Method | None = None  # None: mrbp for Memformer, bptt for the baselines
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
+    warmup_steps: int = 50
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -82,12 +82,16 @@ class TrainConfig:
     seed: int = 0
     precision: Precision = "auto"
     device: str = "auto"
+    # CPU threads for PyTorch's kernels (0: PyTorch's default, one per core). ``memformer train``
+    # without --threads picks the idle cores (``precision.idle_cpu_threads``): on a machine shared
+    # with other jobs, oversubscribed cores are several times slower than fewer threads.
+    threads: int = 0
     # --- reporting
-    log_every: int = 20
-    eval_every: int = 200
+    log_every: int = 100
+    eval_every: int = 400
     eval_batches: int = 8  # batches of the valid split per validation; 0 = the whole split
     eval_batch_size: int = 8
-    checkpoint_every: int = 200
+    checkpoint_every: int = 400
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
@@ -114,7 +118,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, minimum in (("steps", 1), ("batch_size", 1), ("window", 1), ("warmup_steps", 0), ("seed", 0),
-                              ("log_every", 1), ("eval_every", 0), ("eval_batches", 0), ("eval_batch_size", 1),
+                              ("threads", 0), ("log_every", 1), ("eval_every", 0), ("eval_batches", 0), ("eval_batch_size", 1),
                               ("checkpoint_every", 0), ("keep_checkpoints", 1)):
             _check_int(self, name, minimum)
         if self.method is not None and self.method not in METHODS:

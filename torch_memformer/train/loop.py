@@ -86,6 +86,8 @@ def train(
 ) -> TrainResult:
     """Run (or continue) the training ``config`` describes, writing into ``out_dir`` (rank 0)."""
     device = resolve_device(config.device, local_rank=dist_info.local_rank)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     distributed.init_process_group(dist_info, device)
     try:
         return _train(config, Path(out_dir), resume, dist_info, device, cache_dir, debug)
@@ -390,6 +392,7 @@ def _log_start(config, model, stream, device, precision, method, dist_info, resu
         "(%d segment(s) of %d) | %s on %s (%s)%s",
         registry.model_type(model), f"{params:,}", method, f"{stats.num_tokens:,}", f"{stats.num_documents:,}",
         f"{stats.batches_per_epoch:,}", stats.num_rows, f"{stream.window:,}", config.window, model.config.segment_len,
-        "float32" if precision == "fp32" else f"{precision} autocast", device,
+        "float32" if precision == "fp32" else f"{precision} autocast",
+        f"{device}, {torch.get_num_threads()} thread(s)" if device.type == "cpu" else device,
         f"{dist_info.world_size} process(es)", "" if resume is None else f" | resuming from {resume.checkpoint}",
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
+import os
 from pathlib import Path
 
 import torch
@@ -87,3 +89,22 @@ def _cpu_flags() -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def idle_cpu_threads() -> int:
+    """CPU threads worth using now: the cores this process may run on, less those other jobs keep
+    busy (the 1-minute load average), at least 1.
+
+    PyTorch starts one thread per core; on a machine shared with other jobs its threads then wait
+    on each other while descheduled, which measured 2-5x slower than one thread here
+    (``docs/results.md``). On an idle machine this is every core.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, cores - math.floor(busy)))

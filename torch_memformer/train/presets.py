@@ -34,35 +34,36 @@ PRESETS: dict[str, dict[str, Any]] = {
                             "segment_len": 16},
         },
     },
-    # The README's first command: the stdlib corpus, bytes, a small Memformer, MRBP over windows of
-    # 4 segments; about 4 minutes on 2 CPU cores, loss from 8 to ~2.5 bits per byte.
+    # The README's first command: the stdlib corpus, bytes, a 1M-parameter Memformer, MRBP over
+    # windows of 4 segments of 64 bytes. About 5 minutes on 2 shared CPU cores (~9k tokens/s);
+    # the loss goes from 8 to ~2 bits per byte and samples look like Python (docs/results.md).
     "quickstart": {
-        "description": "a 0.9M-parameter Memformer on the stdlib corpus, about 4 minutes on 2 CPU cores",
+        "description": "a 1M-parameter Memformer on the stdlib corpus, about 5 minutes on 2 CPU cores",
         "train": {
-            "steps": 600, "batch_size": 8, "window": 4, "lr": 2e-3, "warmup_steps": 30,
-            "eval_every": 200, "eval_batches": 8, "eval_batch_size": 8, "log_every": 20,
-            "checkpoint_every": 200, "keep_checkpoints": 2,
+            "steps": 1200, "batch_size": 8, "window": 4, "lr": 2e-3, "warmup_steps": 50,
+            "eval_every": 400, "eval_batches": 8, "eval_batch_size": 8, "log_every": 100,
+            "checkpoint_every": 400, "keep_checkpoints": 2,
         },
         "models": {
             "memformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_encoder_layers": 2,
-                          "num_decoder_layers": 2, "num_slots": 16, "segment_len": 32},
-            "transformer-xl": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "mem_len": 32,
-                               "segment_len": 32},
-            "transformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "context_len": 64,
-                            "segment_len": 32},
+                          "num_decoder_layers": 2, "num_slots": 16, "segment_len": 64},
+            "transformer-xl": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "mem_len": 64,
+                               "segment_len": 64},
+            "transformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "context_len": 128,
+                            "segment_len": 64},
         },
     },
-    # The debtext benchmark (docs/results.md): about 20 minutes of a 2-core CPU.
+    # The debtext benchmark (docs/results.md): about 20 minutes of a 2-core CPU (~4k tokens/s).
     "cpu-20min": {
-        "description": "a 3.4M-parameter Memformer for ~20 minutes of a 2-core CPU (the debtext benchmark)",
+        "description": "a 3.7M-parameter Memformer for ~20 minutes of a 2-core CPU (the debtext benchmark)",
         "train": {
-            "steps": 1500, "batch_size": 8, "window": 4, "lr": 1.5e-3, "warmup_steps": 60,
-            "eval_every": 500, "eval_batches": 16, "eval_batch_size": 8, "log_every": 25,
-            "checkpoint_every": 250, "keep_checkpoints": 2,
+            "steps": 2400, "batch_size": 8, "window": 4, "lr": 1.5e-3, "warmup_steps": 100,
+            "eval_every": 600, "eval_batches": 16, "eval_batch_size": 8, "log_every": 50,
+            "checkpoint_every": 300, "keep_checkpoints": 2,
         },
         "models": {
-            "memformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_encoder_layers": 3,
-                          "num_decoder_layers": 3, "num_slots": 16, "segment_len": 64},
+            "memformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_encoder_layers": 2,
+                          "num_decoder_layers": 4, "num_slots": 16, "segment_len": 64},
             "transformer-xl": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_layers": 6, "mem_len": 64,
                                "segment_len": 64},
             "transformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_layers": 6, "context_len": 128,
