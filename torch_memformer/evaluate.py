@@ -127,7 +127,9 @@ def evaluate(
         raise ValueError(f"reset_memory applies to a Memformer's memory; {type(model).__name__} has none to reset")
     if isinstance(segments_per_batch, bool) or not isinstance(segments_per_batch, int) or segments_per_batch < 1:
         raise ValueError(f"segments_per_batch must be a positive integer, got {segments_per_batch!r}")
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
+    if max_batches is not None and (
+        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
+    ):
         raise ValueError(f"max_batches must be a positive integer or None, got {max_batches!r}")
     config = model.config
     segment_len = config.segment_len

@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="token cache directory (default: ~/.cache/torch-memformer)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=registry.model_names(), default=unset, help="architecture (default: memformer)")
+    model.add_argument("--model", choices=registry.model_names(), default=unset,
+                       help="architecture (default: memformer)")
     model.add_argument("--ablation", choices=list(registry.ABLATIONS), default=unset,
                        help="one of the paper's Memformer ablations")
     model.add_argument("--model-config", default=unset, metavar="JSON_OR_FILE",
@@ -94,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--eval-batches", type=int, default=unset,
                         help="valid batches per validation (0: the whole split)")
     report.add_argument("--eval-batch-size", type=int, default=unset)
-    report.add_argument("--checkpoint-every", type=int, default=unset, help="steps between checkpoints (and at the end)")
+    report.add_argument("--checkpoint-every", type=int, default=unset,
+                        help="steps between checkpoints (and at the end)")
     report.add_argument("--keep-checkpoints", type=int, default=unset, help="checkpoints kept (older ones deleted)")
 
     # Test hooks: sleep inside each checkpoint write / after each step so a test can kill there.

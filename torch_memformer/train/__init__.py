@@ -12,7 +12,17 @@ autocast), ``checkpointing`` (optimizer, RNG, stream and carried state files), `
 engines themselves (MRBP, BPTT) are ``torch_memformer.training``.
 """
 
-from .config import METHODS, OPTIMISER_FIELDS, PRECISIONS, RESUMABLE_FIELDS, RUNTIME_FIELDS, TrainConfig, parse_model_config, read_config_file, resolve_config
+from .config import (
+    METHODS,
+    OPTIMISER_FIELDS,
+    PRECISIONS,
+    RESUMABLE_FIELDS,
+    RUNTIME_FIELDS,
+    TrainConfig,
+    parse_model_config,
+    read_config_file,
+    resolve_config,
+)
 from .loop import DebugOptions, NonFiniteLoss, TrainResult, train
 from .presets import DEFAULT_PRESET, PRESETS
 from .run import ResumePoint, plan_run

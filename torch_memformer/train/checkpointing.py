@@ -106,7 +106,9 @@ def read_training_state(directory: Path) -> TrainingState:
     try:
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{tensor_path} is corrupted or truncated ({error}); resume from an earlier checkpoint") from None
+        raise CheckpointError(
+            f"{tensor_path} is corrupted or truncated ({error}); resume from an earlier checkpoint"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         version = meta.get("format_version") if isinstance(meta, dict) else None
         raise CheckpointError(

@@ -118,7 +118,8 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, minimum in (("steps", 1), ("batch_size", 1), ("window", 1), ("warmup_steps", 0), ("seed", 0),
-                              ("threads", 0), ("log_every", 1), ("eval_every", 0), ("eval_batches", 0), ("eval_batch_size", 1),
+                              ("threads", 0), ("log_every", 1), ("eval_every", 0), ("eval_batches", 0),
+                              ("eval_batch_size", 1),
                               ("checkpoint_every", 0), ("keep_checkpoints", 1)):
             _check_int(self, name, minimum)
         if self.method is not None and self.method not in METHODS:
@@ -223,7 +224,9 @@ def parse_model_config(text_or_path: str) -> dict[str, Any]:
     return values
 
 
-def resolve_config(*, file_values: dict[str, Any] | None = None, flag_values: dict[str, Any] | None = None) -> TrainConfig:
+def resolve_config(
+    *, file_values: dict[str, Any] | None = None, flag_values: dict[str, Any] | None = None
+) -> TrainConfig:
     """Merge defaults < preset < config file < flags into a validated ``TrainConfig``.
 
     ``flag_values`` holds only the flags given on the command line. The preset is the one named

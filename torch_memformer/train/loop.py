@@ -250,8 +250,8 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug) -> Trai
                                                       "bits_per_byte": valid_result.bits_per_byte,
                                                       "perplexity": valid_result.perplexity,
                                                       "tokens": valid_result.num_targets})
-                        _write(bar, f"step {step}: valid {valid_result.bits_per_byte:.3f} bits/byte "
-                                    f"(perplexity {valid_result.perplexity:.2f}) on {valid_result.num_targets:,} tokens")
+                        _write(bar, f"step {step}: valid {valid_result.bits_per_byte:.3f} bits/byte (perplexity "
+                                    f"{valid_result.perplexity:.2f}) on {valid_result.num_targets:,} tokens")
                     interval_start = time.perf_counter()
 
                 # ---- hook: checkpoint (and a clean stop on Ctrl-C / SIGTERM)
@@ -335,7 +335,9 @@ def _restore(resume: ResumePoint, config, model, optimizer, scaler, stream, dist
     try:
         state = state_class.from_tensors({name: t[rows].to(device) for name, t in saved.carried.items()})
     except (ValueError, TypeError) as error:
-        raise UserError(f"cannot resume from {resume.checkpoint}: its carried stream state is damaged ({error})") from None
+        raise UserError(
+            f"cannot resume from {resume.checkpoint}: its carried stream state is damaged ({error})"
+        ) from None
     generators = saved.rng[dist_info.rank]
     torch.set_rng_state(generators["cpu"])
     if "cuda" in generators and device.type == "cuda":
@@ -348,7 +350,8 @@ def _non_finite_message(what: str, step: int, loss: float, grad_norm: float, las
         where = "no checkpoint had been written yet; start again with a lower --lr"
     else:
         where = f"the last good checkpoint is {last}; continue from it with --resume and a lower --lr"
-    return f"the {what} became non-finite at step {step} (loss {loss}, gradient norm {grad_norm}); stopped without saving: {where}"
+    return (f"the {what} became non-finite at step {step} (loss {loss}, gradient norm {grad_norm}); "
+            f"stopped without saving: {where}")
 
 
 

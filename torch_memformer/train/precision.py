@@ -44,7 +44,9 @@ def resolve_device(request: str, *, local_rank: int = 0) -> torch.device:
         raise ValueError(f"--device {request!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {request} asks for CUDA, but this PyTorch sees no CUDA device; use --device cpu")
+            raise ValueError(
+                f"--device {request} asks for CUDA, but this PyTorch sees no CUDA device; use --device cpu"
+            )
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= torch.cuda.device_count():
