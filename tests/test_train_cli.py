@@ -105,6 +105,23 @@ def test_every_model_and_method_trains_evaluates_and_generates(flags, model_type
     assert main(["generate", "--checkpoint", str(tmp_path / "run"), "--prompt", "def", "--max-new-tokens", "9"]) == 0
 
 
+def test_a_bpe_tokenizer_travels_with_the_checkpoint(corpus, tmp_path, capsys):
+    assert main(["tokenizer", "train", "--data", str(corpus), "--vocab-size", "300",
+                 "--out", str(tmp_path / "bpe")]) == 0
+    common = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(["train", "--preset", "tiny", "--data", str(corpus), "--tokenizer", str(tmp_path / "bpe"),
+                 "--steps", "2", "--out", str(tmp_path / "run"), *common]) == 0
+    loaded = load_model(resolve_checkpoint(tmp_path / "run"))
+    assert loaded.tokenizer.name == "bpe" and loaded.model.config.vocab_size == loaded.tokenizer.vocab_size == 300
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--memory", "carried", "--json", *common]) == 0
+    result = json.loads(capsys.readouterr().out)["carried"]
+    # Several bytes per BPE token: bits per byte is the per-token loss spread over more bytes.
+    assert result["num_target_bytes"] > 1.5 * result["num_targets"]
+    assert result["bits_per_byte"] < result["bits_per_token"]
+    assert main(["generate", "--checkpoint", str(tmp_path / "run"), "--prompt", "def", "--max-new-tokens", "5"]) == 0
+
+
 def test_print_config_merges_preset_file_and_flags(tmp_path, capsys):
     config_file = tmp_path / "train.json"
     config_file.write_text(json.dumps({"lr": 0.5, "steps": 11, "model_config": {"num_slots": 3}}))
