@@ -107,6 +107,6 @@ def idle_cpu_threads() -> int:
         cores = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0]
-    except OSError:
+    except (OSError, AttributeError):  # no load average (Windows)
         busy = 0.0
     return max(1, min(cores, cores - math.floor(busy)))
