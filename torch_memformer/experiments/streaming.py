@@ -15,13 +15,15 @@ At each position:
   cache is instead grown by repeating the cache it reached there: the same shapes (hence the same
   per-token cost and memory) as ``advance`` would give, not the same values;
 - ``--repeats`` windows are timed from that state: Memformer generates ``--memformer-segments``
-  whole segments (4 x 64 tokens, so each window includes exactly four encoder + memory-write
-  steps), the Transformer ``--transformer-tokens`` tokens (8; its cost has no per-segment period,
-  and at 256k one token takes seconds). Reported: the median time per generated token;
+  whole segments (16 x 64 tokens, so each window includes exactly 16 encoder + memory-write
+  steps, and lasts seconds), the Transformer ``--transformer-tokens`` tokens (8; its cost has no
+  per-segment period, and at 256k one token takes seconds). The time of reading the one-token
+  prompt is subtracted. Reported: the median time per generated token;
 - the process's RSS after the windows, its peak RSS during them, and the state's bytes.
 
-A position where the Transformer's cache would not fit in ``--memory-limit-gib`` (default half
-of the memory available at the start) is skipped for it, and so are the later ones.
+A position where the Transformer's cache would not fit in ``--memory-limit-gib`` (default 70%
+of the memory available at the start; it needs about 3.2 cache sizes, 13.7 GB at 256k) is
+skipped for it, and so are the later ones; so is one where its process dies (out of memory).
 
     memformer bench streaming --update-results     # default positions, about 15-25 min on 2 cores
     memformer bench streaming --quick              # tiny sizes, seconds
@@ -40,7 +42,7 @@ from typing import Any
 import torch
 
 from .common import report
-from .common.arguments import int_list, positive_int
+from .common.arguments import int_list, positive_float, positive_int
 from .common.machine import available_memory_bytes, current_rss_bytes, environment, peak_rss_bytes, reset_peak_rss
 from .common.models import LABELS, ModelSizes, build_model, parameter_count
 from .common.processes import FreshProcess
@@ -52,9 +54,12 @@ logger = logging.getLogger(__name__)
 
 MODELS = ("memformer", "transformer")
 TARGET_SPREAD = 0.10  # Memformer's time per token: flat within 10% across positions (issue 5)
-# Estimated peak of a Transformer decoding step over its KV cache, in cache sizes: the cache, the
-# new cache the step concatenates, and one layer's concatenation for attention.
-CACHE_COPIES_PER_STEP = 2.25
+# Peak memory of timing the full-cache Transformer, in cache sizes: the stream's cache (kept for
+# the next window), the one generation carries and the next one each step concatenates, and one
+# layer's concatenation for attention (measured: 3.35 GB peak for a 1 GB cache at 64k).
+CACHE_COPIES_PER_STEP = 3.2
+# Share of the memory available at the start the Transformer may use by default.
+MEMORY_SHARE = 0.7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Plan:
 
 
 DEFAULT = Plan(sizes=ModelSizes(), positions=(1024, 4096, 16384, 65536, 262144), repeats=3, transformer_tokens=8,
-               memformer_segments=4, advance_limit=16384, advance_chunk=4096)
+               memformer_segments=16, advance_limit=16384, advance_chunk=4096)
 QUICK = Plan(
     sizes=ModelSizes(d_model=32, num_heads=4, d_ff=64, num_encoder_layers=1, num_decoder_layers=1, num_slots=4,
                      segment_len=16, baseline_layers=2),
@@ -98,9 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--advance-limit", type=positive_int, default=None,
                         help="the Transformer's cache is computed by advance up to this many tokens and grown by "
                              f"repetition beyond (default {DEFAULT.advance_limit})")
-    parser.add_argument("--memory-limit-gib", type=float, default=None,
-                        help="skip Transformer positions whose decoding step would need more (default: half of "
-                             "MemAvailable at the start)")
+    parser.add_argument("--memory-limit-gib", type=positive_float, default=None,
+                        help="skip Transformer positions whose timing would need more memory (default: "
+                             f"{MEMORY_SHARE * 100:.0f}%% of MemAvailable at the start)")
     parser.set_defaults(threads=1)
 
 
@@ -119,13 +124,11 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 def run(args: argparse.Namespace) -> dict:
     started = environment(command=args.command)
     plan = plan_from_args(args)
-    if args.memory_limit_gib is not None and args.memory_limit_gib <= 0:
-        raise ValueError(f"--memory-limit-gib must be > 0, got {args.memory_limit_gib}")
     available = available_memory_bytes()
     if args.memory_limit_gib is not None:
         memory_limit = int(args.memory_limit_gib * 2**30)
     else:
-        memory_limit = available // 2 if available else 8 * 2**30
+        memory_limit = int(MEMORY_SHARE * available) if available else 8 * 2**30
     rows, opened = measure(plan, seed=args.seed, threads=args.threads, memory_limit=memory_limit)
     data = {
         "sizes": dataclasses.asdict(plan.sizes),
@@ -153,10 +156,12 @@ def measure(plan: Plan, *, seed: int, threads: int | None, memory_limit: int) ->
         for position in plan.positions:
             row: dict[str, Any] = {"position": position}
             need = transformer_step_bytes(plan.sizes, position)
-            if "transformer" in active and need > memory_limit:
+            if "transformer" not in active:
+                row["transformer"] = {"skipped": "skipped at an earlier position"}
+            elif need > memory_limit:
                 active.remove("transformer")
-                row["transformer"] = {"skipped": f"its decoding step would need about {report.format_bytes(need)}, "
-                                                 f"over the {report.format_bytes(memory_limit)} limit"}
+                row["transformer"] = {"skipped": f"timing it would need about {report.format_bytes(need)}, "
+                                                 f"over the {report.format_bytes(memory_limit)} memory limit"}
             while True:
                 try:
                     row.update(_measure_position(processes, active, position, plan, window_tokens))
@@ -167,7 +172,7 @@ def measure(plan: Plan, *, seed: int, threads: int | None, memory_limit: int) ->
                         raise RuntimeError(f"the {died.name} process died at position {position}") from None
                     active.remove("transformer")
                     row["transformer"] = {"skipped": "its process died at this position (out of memory?)"}
-            if "skipped" in row.get("transformer", {}):
+            if "skipped" in row["transformer"]:
                 logger.warning("position %d: the Transformer is skipped from here on: %s", position,
                                row["transformer"]["skipped"])
             rows.append(row)
@@ -219,7 +224,7 @@ class _Processes:
 
 
 def transformer_step_bytes(sizes: ModelSizes, position: int) -> int:
-    """About what one decoding step of the full-cache Transformer holds at ``position`` (float32)."""
+    """About the peak memory of timing the full-cache Transformer at ``position`` (float32)."""
     cache = 2 * sizes.baseline_layers * position * sizes.d_model * 4
     return int(CACHE_COPIES_PER_STEP * cache)
 
@@ -299,13 +304,21 @@ def reset_peak() -> bool:
 
 
 def time_window(*, tokens: int) -> float:
-    """Seconds to sample ``tokens`` tokens (after one prompt token) from the current state, which
-    stays where it is (every window starts from the same position)."""
+    """Seconds to sample ``tokens`` tokens from the current state, which stays where it is (every
+    window starts from the same position).
+
+    ``generate`` first reads a one-token prompt, which costs the Transformer one more step over
+    its cache (and Memformer next to nothing); the time of reading that prompt alone
+    (``max_new_tokens=0``) is subtracted, so both models are charged for the tokens they generate.
+    """
     stream = _require_stream()
     prompt = torch.randint(0, stream.vocab_size, (1, 1), generator=stream.generator)
     start = time.perf_counter()
+    stream.model.generate(prompt, 0, state=stream.state, generator=stream.generator)
+    prompt_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     stream.model.generate(prompt, tokens, state=stream.state, temperature=1.0, generator=stream.generator)
-    return time.perf_counter() - start
+    return time.perf_counter() - start - prompt_seconds
 
 
 def memory_now() -> dict:
@@ -347,8 +360,8 @@ def summarize(rows: list[dict]) -> dict:
             peak_rss_ratio_at_last=last["transformer"]["peak_rss_bytes"] / last["memformer"]["peak_rss_bytes"],
             state_ratio_at_last=last["transformer"]["state_bytes"] / last["memformer"]["state_bytes"],
         )
-    skipped = [row["position"] for row in rows if "skipped" in row.get("transformer", {})]
-    summary["transformer_skipped_positions"] = skipped
+    summary["transformer_skipped"] = [{"position": row["position"], "reason": row["transformer"]["skipped"]}
+                                      for row in rows if "skipped" in row["transformer"]]
     return summary
 
 
@@ -365,7 +378,7 @@ def markdown(data: dict) -> str:
                              for what in ("ms/token", "RSS", "peak RSS", "state")] + ["Transformer cache"]
     table_rows = []
     for row in rows:
-        entry = row.get("transformer", {"skipped": "not reached"})
+        entry = row["transformer"]
         if "skipped" in entry:
             cache = "-"
         elif entry["cache_positions_repeated"]:
@@ -398,12 +411,8 @@ def markdown(data: dict) -> str:
             f"per token, {report.format_ratio(summary['peak_rss_ratio_at_last'])} in peak RSS and "
             f"{report.format_ratio(summary['state_ratio_at_last'])} in state bytes."
         )
-    if summary["transformer_skipped_positions"]:
-        lines.append(
-            "- The Transformer was not run at position(s) "
-            + ", ".join(f"{p:,}" for p in summary["transformer_skipped_positions"])
-            + f": its cache would not fit in the {report.format_bytes(data['memory_limit_bytes'])} memory limit."
-        )
+    for skipped in summary["transformer_skipped"]:
+        lines.append(f"- The Transformer was not run at position {skipped['position']:,}: {skipped['reason']}.")
     return "\n".join(lines)
 
 

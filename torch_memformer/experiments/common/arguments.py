@@ -37,7 +37,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"directory for <name>.json and <name>.png (default {DEFAULT_OUT}, or {QUICK_OUT} with --quick)")
     group.add_argument("--seed", type=int, default=0, help="seed of the weights and the random tokens (default 0)")
     group.add_argument("--threads", type=positive_int, default=None,
-                       help="torch threads while measuring (default: the experiment's choice, see its --help)")
+                       help="torch intra-op threads while measuring (default %(default)s)")
     group.add_argument("--update-results", action="store_true",
                        help="write the result into its marked block of --results-doc, replacing the previous one")
     group.add_argument("--results-doc", type=Path, default=DEFAULT_RESULTS_DOC,
@@ -63,6 +63,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
 
 
