@@ -1,9 +1,10 @@
 """The paper's experiments at CPU scale, one module each, run with ``memformer bench NAME``.
 
 Every public module of this package is an experiment (``common/`` holds what they share and is
-skipped). An experiment module defines:
+skipped). Its name on the command line is the module's name with dashes for underscores
+(``memory_analysis.py`` is ``memformer bench memory-analysis``). An experiment module defines:
 
-    NAME: str                                  its name on the command line (the module's name)
+    NAME: str                                  its name on the command line
     TITLE: str                                 one line; heads its block of docs/results.md
     add_arguments(parser) -> None              its own flags (the shared ones are already there)
     run(args: argparse.Namespace) -> dict      measure; write <out>/<NAME>.json and <NAME>.png with
@@ -46,7 +47,9 @@ class ExperimentRun:
 def names() -> list[str]:
     """The experiments' names, sorted (found without importing them)."""
     return sorted(
-        info.name for info in pkgutil.iter_modules(__path__) if not info.ispkg and not info.name.startswith("_")
+        info.name.replace("_", "-")
+        for info in pkgutil.iter_modules(__path__)
+        if not info.ispkg and not info.name.startswith("_")
     )
 
 
@@ -55,8 +58,9 @@ def load(name: str) -> ModuleType:
     known = names()
     if name not in known:
         raise ValueError(f"unknown experiment {name!r}; the experiments are: {', '.join(known)}")
-    module = importlib.import_module(f"{__name__}.{name}")
-    assert module.NAME == name, f"experiments/{name}.py sets NAME = {module.NAME!r}"
+    module_name = name.replace("-", "_")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    assert module.NAME == name, f"experiments/{module_name}.py sets NAME = {module.NAME!r}"
     return module
 
 
