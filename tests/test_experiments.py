@@ -54,7 +54,8 @@ def test_efficiency_quick_writes_its_files(tmp_path, capsys):
     assert [row["length"] for row in result["length_sweep"]] == lengths
     for row in result["length_sweep"]:
         for name in ("transformer", "transformer-xl", "memformer"):
-            assert {"flops", "flops_per_token", "seconds", "seconds_all", "us_per_token"} <= set(row[name])
+            assert {"flops", "flops_per_token", "seconds", "seconds_all", "us_per_token", "cpu_us_per_token"} <= set(
+                row[name])
     assert [row["memory_size"] for row in result["memory_sweep"]] == memory_sizes
     for row in result["memory_sweep"]:
         for name in ("transformer-xl", "memformer"):
@@ -70,11 +71,12 @@ def test_streaming_quick_writes_its_files(tmp_path, capsys):
     assert [row["position"] for row in result["rows"]] == result["plan"]["positions"]
     for row in result["rows"]:
         for name in ("memformer", "transformer"):
-            assert {"ms_per_token", "ms_per_token_windows", "rss_bytes", "peak_rss_bytes", "state_bytes",
-                    "advance_seconds", "cache_positions_repeated"} <= set(row[name])
+            assert {"ms_per_token", "ms_per_token_windows", "cpu_ms_per_token", "rss_bytes", "peak_rss_bytes",
+                    "state_bytes", "advance_seconds", "cache_positions_repeated"} <= set(row[name])
     # The quick plan grows the Transformer's cache past --advance-limit by repetition.
     assert result["rows"][-1]["transformer"]["cache_positions_repeated"] > 0
-    assert {"memformer_time_spread", "memformer_flat", "transformer_time_growth"} <= set(result["summary"])
+    assert {"memformer_time_spread", "memformer_cpu_time_spread", "memformer_flat", "transformer_time_growth"} <= set(
+        result["summary"])
 
 
 def test_update_results_doc_replaces_only_its_block(tmp_path):

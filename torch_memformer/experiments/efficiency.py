@@ -10,7 +10,7 @@ layers, full context). Two sweeps:
    kernel included, ``common/flops.py``); wall time the median of ``--repeats`` runs with the
    models interleaved. The plain Transformer reads the sequence as one chunk with causal
    attention over all of it (N x N scores: quadratic); Transformer-XL and Memformer stream it
-   segment by segment (linear).
+   segment by segment (linear). The process's CPU time is recorded beside the wall time.
 2. Memory size m (64 ... 2048): Transformer-XL with mem_len m against Memformer with m slots. Each
    point runs in a fresh process (``common/processes.py``): fill the state by streaming
    ceil(m / 64) segments of a batch of ``--batch`` rows, then stream two more segments without
@@ -143,11 +143,13 @@ def length_sweep(plan: Plan, *, seed: int) -> list[dict]:
         # The counted run is also each model's warm-up at this length.
         flops = {name: count_flops(lambda: model(ids)) for name, model in models.items()}
         seconds: dict[str, list[float]] = {name: [] for name in models}
+        cpu_seconds: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(plan.repeats):
             for name, model in models.items():  # interleaved, so load changes hit every model alike
-                start = time.perf_counter()
+                wall, cpu = time.perf_counter(), time.process_time()
                 model(ids)
-                seconds[name].append(time.perf_counter() - start)
+                seconds[name].append(time.perf_counter() - wall)
+                cpu_seconds[name].append(time.process_time() - cpu)
         row = {"length": length}
         for name in models:
             median = statistics.median(seconds[name])
@@ -157,6 +159,9 @@ def length_sweep(plan: Plan, *, seed: int) -> list[dict]:
                 "seconds": median,
                 "seconds_all": seconds[name],
                 "us_per_token": 1e6 * median / length,
+                # The process's CPU time: leaves out the time other jobs held the core.
+                "cpu_seconds_all": cpu_seconds[name],
+                "cpu_us_per_token": 1e6 * statistics.median(cpu_seconds[name]) / length,
             }
         rows.append(row)
         logger.info("length %d: %s", length, ", ".join(
@@ -254,6 +259,9 @@ def compare_with_paper(lengths: list[dict], memory: list[dict]) -> dict:
             name: last[name]["flops_per_token"] / first[name]["flops_per_token"] for name in MODEL_NAMES
         },
         "time_per_token_growth": {name: last[name]["us_per_token"] / first[name]["us_per_token"] for name in MODEL_NAMES},
+        "cpu_time_per_token_growth": {
+            name: last[name]["cpu_us_per_token"] / first[name]["cpu_us_per_token"] for name in MODEL_NAMES
+        },
         "lengths": [first["length"], last["length"]],
     }
     low, high = memory[0], memory[-1]
@@ -283,11 +291,13 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 def markdown(data: dict) -> str:
     lengths, memory, comparison = data["length_sweep"], data["memory_sweep"], data["comparison"]
     params = data["parameters"]
-    header = ["N"] + [f"{LABELS[n]} MFLOP/token" for n in MODEL_NAMES] + [f"{LABELS[n]} us/token" for n in MODEL_NAMES]
+    header = (["N"] + [f"{LABELS[n]} MFLOP/token" for n in MODEL_NAMES] + [f"{LABELS[n]} us/token" for n in MODEL_NAMES]
+              + [f"{LABELS[n]} CPU us/token" for n in MODEL_NAMES])
     rows = [
         [f"{row['length']:,}"]
         + [f"{row[n]['flops_per_token'] / 1e6:.1f}" for n in MODEL_NAMES]
         + [f"{row[n]['us_per_token']:.0f}" for n in MODEL_NAMES]
+        + [f"{row[n]['cpu_us_per_token']:.0f}" for n in MODEL_NAMES]
         for row in lengths
     ]
     length_table = report.markdown_table(header, rows)
@@ -315,7 +325,8 @@ def markdown(data: dict) -> str:
         f"Parameters: Transformer {params['transformer'] / 1e6:.2f} M, Transformer-XL "
         f"{params['transformer-xl'] / 1e6:.2f} M, Memformer {params['memformer'] / 1e6:.2f} M. FLOPs count "
         "matrix products (attention included; masked scores are computed, so counted). Time: median of "
-        f"{data['plan']['repeats']} batch-1 forwards, models interleaved.",
+        f"{data['plan']['repeats']} batch-1 forwards, models interleaved; us/token is wall time, CPU us/token the "
+        "process's CPU time (which leaves out the time other jobs held the core).",
         "",
         "**Sequence length** (one forward over N tokens, batch 1):",
         "",
@@ -336,7 +347,10 @@ def markdown(data: dict) -> str:
         f"- FLOPs per token from N = {n0:,} to {n1:,} grow "
         + ", ".join(f"{report.format_ratio(c['flops_per_token_growth'][n])} ({LABELS[n]})" for n in MODEL_NAMES)
         + ": 1x is a cost linear in N, a growing one is quadratic. Time per token grows "
-        + ", ".join(f"{report.format_ratio(c['time_per_token_growth'][n])} ({LABELS[n]})" for n in MODEL_NAMES) + ".",
+        + ", ".join(f"{report.format_ratio(c['time_per_token_growth'][n])} ({LABELS[n]})" for n in MODEL_NAMES)
+        + " in wall time, "
+        + ", ".join(f"{report.format_ratio(c['cpu_time_per_token_growth'][n])} ({LABELS[n]})" for n in MODEL_NAMES)
+        + " in CPU time.",
         f"- Training peak memory from memory size {m0:,} to {m1:,} grows "
         f"{report.format_ratio(growth['transformer-xl']['ours'])} for Transformer-XL (paper "
         f"{growth['transformer-xl']['paper_64_to_2048']:.2f}x, 4.8 -> 20.9 GB) and "
@@ -362,7 +376,10 @@ def plot(lengths: list[dict], memory: list[dict]):
     ns = [row["length"] for row in lengths]
     for name in MODEL_NAMES:
         flops_ax.plot(ns, [row[name]["flops"] / 1e9 for row in lengths], "o-", color=colors[name], label=LABELS[name])
-        time_ax.plot(ns, [row[name]["us_per_token"] for row in lengths], "o-", color=colors[name], label=LABELS[name])
+        time_ax.plot(ns, [row[name]["us_per_token"] for row in lengths], "o-", color=colors[name],
+                     label=f"{LABELS[name]} wall")
+        time_ax.plot(ns, [row[name]["cpu_us_per_token"] for row in lengths], "s--", color=colors[name], alpha=0.6,
+                     label=f"{LABELS[name]} CPU")
     flops_ax.set(yscale="log", xlabel="sequence length N", ylabel="GFLOPs per sequence",
                  title="forward FLOPs (counted)")
     time_ax.set(xlabel="sequence length N", ylabel="us per token (batch 1)", title="forward wall time")

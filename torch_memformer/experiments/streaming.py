@@ -18,7 +18,8 @@ At each position:
   whole segments (16 x 64 tokens, so each window includes exactly 16 encoder + memory-write
   steps, and lasts seconds), the Transformer ``--transformer-tokens`` tokens (8; its cost has no
   per-segment period, and at 256k one token takes seconds). The time of reading the one-token
-  prompt is subtracted. Reported: the median time per generated token;
+  prompt is subtracted. Reported: the median time per generated token, in wall time and in the
+  process's CPU time (which leaves out the time other jobs held the core);
 - the process's RSS after the windows, its peak RSS during them, and the state's bytes.
 
 A position where the Transformer's cache would not fit in ``--memory-limit-gib`` (default 70%
@@ -189,15 +190,18 @@ def _measure_position(processes: "_Processes", active: list[str], position: int,
         entries[name] = processes.call(name, advance_stream, to=position, advance_limit=plan.advance_limit,
                                        chunk=plan.advance_chunk)
         processes.call(name, reset_peak)
-    seconds: dict[str, list[float]] = {name: [] for name in active}
+    windows: dict[str, list[dict]] = {name: [] for name in active}
     for _ in range(plan.repeats):
         for name in active:  # interleaved, so load changes hit both models alike
-            seconds[name].append(processes.call(name, time_window, tokens=window_tokens[name]))
+            windows[name].append(processes.call(name, time_window, tokens=window_tokens[name]))
     for name in active:
-        per_token = [s / window_tokens[name] for s in seconds[name]]
+        wall = [1e3 * w["wall_seconds"] / window_tokens[name] for w in windows[name]]
+        cpu = [1e3 * w["cpu_seconds"] / window_tokens[name] for w in windows[name]]
         entries[name].update(
-            ms_per_token=1e3 * statistics.median(per_token),
-            ms_per_token_windows=[1e3 * t for t in per_token],
+            ms_per_token=statistics.median(wall),
+            ms_per_token_windows=wall,
+            cpu_ms_per_token=statistics.median(cpu),
+            cpu_ms_per_token_windows=cpu,
             window_tokens=window_tokens[name],
             **processes.call(name, memory_now),
         )
@@ -303,22 +307,28 @@ def reset_peak() -> bool:
     return reset_peak_rss()
 
 
-def time_window(*, tokens: int) -> float:
-    """Seconds to sample ``tokens`` tokens from the current state, which stays where it is (every
-    window starts from the same position).
+def time_window(*, tokens: int) -> dict:
+    """Wall and CPU seconds to sample ``tokens`` tokens from the current state, which stays where
+    it is (every window starts from the same position).
 
     ``generate`` first reads a one-token prompt, which costs the Transformer one more step over
     its cache (and Memformer next to nothing); the time of reading that prompt alone
     (``max_new_tokens=0``) is subtracted, so both models are charged for the tokens they generate.
+    The process's CPU time leaves out the time other jobs held the core (on one torch thread it
+    is the work itself); the wall time is what a user waits.
     """
     stream = _require_stream()
     prompt = torch.randint(0, stream.vocab_size, (1, 1), generator=stream.generator)
-    start = time.perf_counter()
-    stream.model.generate(prompt, 0, state=stream.state, generator=stream.generator)
-    prompt_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    stream.model.generate(prompt, tokens, state=stream.state, temperature=1.0, generator=stream.generator)
-    return time.perf_counter() - start - prompt_seconds
+
+    def timed(max_new_tokens: int) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        stream.model.generate(prompt, max_new_tokens, state=stream.state, temperature=1.0,
+                              generator=stream.generator)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    prompt_wall, prompt_cpu = timed(0)
+    wall, cpu = timed(tokens)
+    return {"wall_seconds": wall - prompt_wall, "cpu_seconds": cpu - prompt_cpu}
 
 
 def memory_now() -> dict:
@@ -341,11 +351,14 @@ def summarize(rows: list[dict]) -> dict:
 
     memformer = measured("memformer")
     times = [row["memformer"]["ms_per_token"] for row in memformer]
+    cpu_times = [row["memformer"]["cpu_ms_per_token"] for row in memformer]
     peaks = [row["memformer"]["peak_rss_bytes"] for row in memformer]
     summary = {
         "memformer_time_spread": max(times) / min(times) - 1,
+        "memformer_cpu_time_spread": max(cpu_times) / min(cpu_times) - 1,
         "memformer_time_target": TARGET_SPREAD,
         "memformer_flat": max(times) / min(times) - 1 <= TARGET_SPREAD,
+        "memformer_cpu_flat": max(cpu_times) / min(cpu_times) - 1 <= TARGET_SPREAD,
         "memformer_peak_rss_spread": max(peaks) / min(peaks) - 1,
         "memformer_state_bytes": sorted({row["memformer"]["state_bytes"] for row in memformer}),
     }
@@ -370,12 +383,12 @@ def markdown(data: dict) -> str:
 
     def cells(entry: dict) -> list[str]:
         if "skipped" in entry:
-            return ["skipped", "-", "-", "-"]
-        return [f"{entry['ms_per_token']:.2f}", report.format_bytes(entry["rss_bytes"]),
+            return ["skipped", "-", "-", "-", "-"]
+        return [f"{entry['ms_per_token']:.2f}", f"{entry['cpu_ms_per_token']:.2f}", report.format_bytes(entry["rss_bytes"]),
                 report.format_bytes(entry["peak_rss_bytes"]), report.format_bytes(entry["state_bytes"])]
 
     header = ["position"] + [f"{LABELS[n]} {what}" for n in MODELS
-                             for what in ("ms/token", "RSS", "peak RSS", "state")] + ["Transformer cache"]
+                             for what in ("ms/token", "CPU ms/token", "RSS", "peak RSS", "state")] + ["Transformer cache"]
     table_rows = []
     for row in rows:
         entry = row["transformer"]
@@ -393,12 +406,15 @@ def markdown(data: dict) -> str:
         f"Transformer {data['models']['transformer']['parameters'] / 1e6:.2f} M parameters, full KV cache, windows of "
         f"{plan['transformer_tokens']} tokens. Median of {plan['repeats']} windows per position, models "
         "interleaved, each in its own process (RSS = that process's, after the windows; peak RSS = its "
-        "peak during them).",
+        "peak during them). ms/token is wall time; CPU ms/token is the process's CPU time, which leaves out "
+        "the time other jobs held the core.",
         "",
         report.markdown_table(header, table_rows),
         "",
-        f"- Memformer's time per token varies by {100 * summary['memformer_time_spread']:.1f}% across positions "
-        f"(target: flat within {100 * TARGET_SPREAD:.0f}%: {'met' if summary['memformer_flat'] else 'missed'}); its "
+        f"- Memformer's time per token varies by {100 * summary['memformer_time_spread']:.1f}% across positions in "
+        f"wall time and {100 * summary['memformer_cpu_time_spread']:.1f}% in CPU time (target: flat within "
+        f"{100 * TARGET_SPREAD:.0f}%: {'met' if summary['memformer_flat'] else 'missed'} in wall time, "
+        f"{'met' if summary['memformer_cpu_flat'] else 'missed'} in CPU time); its "
         f"peak RSS by {100 * summary['memformer_peak_rss_spread']:.1f}%, and its state is "
         + " / ".join(report.format_bytes(b) for b in summary["memformer_state_bytes"]) + " at every position.",
     ]
@@ -427,7 +443,10 @@ def plot(rows: list[dict]):
     for name in MODELS:
         points = [row for row in rows if "ms_per_token" in row.get(name, {})]
         xs = [row["position"] for row in points]
-        time_ax.plot(xs, [row[name]["ms_per_token"] for row in points], "o-", color=colors[name], label=LABELS[name])
+        time_ax.plot(xs, [row[name]["ms_per_token"] for row in points], "o-", color=colors[name],
+                     label=f"{LABELS[name]} wall")
+        time_ax.plot(xs, [row[name]["cpu_ms_per_token"] for row in points], "s--", color=colors[name], alpha=0.6,
+                     label=f"{LABELS[name]} CPU")
         memory_ax.plot(xs, [row[name]["peak_rss_bytes"] / 2**20 for row in points], "o-", color=colors[name],
                        label=f"{LABELS[name]} peak")
         memory_ax.plot(xs, [row[name]["rss_bytes"] / 2**20 for row in points], "s--", color=colors[name], alpha=0.6,
