@@ -14,10 +14,10 @@ Memformer, truncated BPTT for Transformer-XL) on the same byte-level stream (bat
 - Transformer-XL: 4 layers of d_model 128, FFN widened to Memformer's parameter count, segments of
   64, mem_len 32, 64, 128 and 256.
 
-Equal training time: a per-model budget (``--minutes``, 3.5 by default) is turned into a step
-count from an interleaved measurement of each model's seconds per step (see
-``common/trained_models.py`` for why steps rather than a wall-clock stop); ``--steps N`` trains
-every model for N steps instead. The checkpoints go to ``--checkpoints`` (default
+Equal training time: a per-model budget of CPU time (``--minutes``, 3.5 by default, on
+``--threads`` 1) is turned into a step count from an interleaved measurement of each model's CPU
+seconds per step (see ``common/trained_models.py`` for why CPU time, and steps rather than a
+wall-clock stop); ``--steps N`` trains every model for N steps instead. The checkpoints go to ``--checkpoints`` (default
 ``<out>/language-model-checkpoints``, ignored by git) with a manifest that ``memformer bench
 matched-inference`` reads.
 
@@ -37,7 +37,6 @@ import torch
 
 from ..checkpoint import load_model
 from ..errors import UserError
-from ..train.precision import idle_cpu_threads
 from .common import report
 from .common.arguments import int_list, positive_float, positive_int
 from .common.flops import count_flops
@@ -118,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser)
     parser.add_argument("--mem-lens", type=int_list, default=None,
                         help=f"Transformer-XL memory lengths (default {','.join(map(str, DEFAULT.mem_lens))})")
+    # One thread: then a step's CPU time is its work, whatever else runs on the machine.
+    parser.set_defaults(threads=1)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +130,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help=f"where the trained models go (default <out>/{CHECKPOINTS_DIR})")
     parser.add_argument("--minutes", type=positive_float, default=None,
-                        help=f"training time per model (default {DEFAULT.recipe.seconds_per_model / 60:g})")
+                        help=f"training CPU time per model (default {DEFAULT.recipe.seconds_per_model / 60:g})")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="train every model for this many steps instead of an equal time")
     parser.add_argument("--eval-batches", type=positive_int, default=None,
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> dict:
     started = environment(command=args.command)
     plan = plan_from_args(args)
     data = resolve_data(args)
-    threads = args.threads or idle_cpu_threads()
+    threads = args.threads
     root = checkpoints_root(args)
     entries = plan.entries(vocab_size=256)
     manifest = train_and_evaluate(entries, plan.recipe, root=root, data=data, threads=threads, seed=args.seed,
@@ -207,7 +208,8 @@ def inference_flops_per_token(checkpoint: Path, *, segments: int) -> float:
 def _row(record: dict) -> dict:
     """What the table, plot and comparison need of one trained model."""
     row = {key: record[key] for key in ("key", "label", "model", "ablation", "memory", "parameters", "steps",
-                                         "step_seconds", "budget_seconds", "train_seconds", "train_wall_seconds",
+                                         "step_seconds", "calibration_step_seconds", "budget_seconds",
+                                         "train_seconds", "train_wall_seconds", "train_cpu_seconds",
                                          "tokens", "tokens_per_second", "final_train_loss", "train_curve",
                                          "checkpoint", "command", "inference_flops_per_token")}
     row["model_config"] = record["model_config"]
@@ -248,7 +250,7 @@ def compare_with_paper(rows: list[dict]) -> dict:
 
 def markdown(data: dict) -> str:
     rows, comparison, recipe = data["models"], data["comparison"], data["recipe"]
-    header = ["model", "parameters", "memory", "steps", "training time", "train tokens/s",
+    header = ["model", "parameters", "memory", "steps", "training CPU / wall time", "train tokens/s",
               "inference MFLOP/token", "valid bits/byte", "memory reset every segment"]
     table = []
     for row in rows:
@@ -257,20 +259,22 @@ def markdown(data: dict) -> str:
             memory = "none"
         reset = row["valid_reset_bits_per_byte"]
         table.append([row["label"], f"{row['parameters'] / 1e6:.3f} M", memory, f"{row['steps']:,}",
-                      f"{row['train_seconds']:.0f} s", f"{row['tokens_per_second']:,.0f}",
+                      f"{_seconds(row['train_cpu_seconds'])} / {_seconds(row['train_wall_seconds'])} s",
+                      f"{row['tokens'] / row['train_cpu_seconds']:,.0f}",
                       f"{row['inference_flops_per_token'] / 1e6:.2f}", f"**{row['valid_bits_per_byte']:.4f}**",
                       "-" if reset is None else f"{reset:.4f}"])
     budget = ("the same number of steps for every model" if recipe["steps"] is not None else
-              f"an equal training-time budget of {recipe['seconds_per_model']:.0f} s per model, turned into steps "
-              "by an interleaved measurement of each model's seconds per step")
+              f"an equal training budget of {recipe['seconds_per_model']:.0f} s of CPU time per model, turned into "
+              "steps by an interleaved measurement of each model's CPU seconds per step")
     valid_tokens = rows[0]["valid_tokens"]
     lines = [
         f"Data `{data['data']}` (bytes), batch {recipe['batch_size']} x {recipe['window']} segments per step, "
         f"AdamW lr {recipe['lr']:g} with warm-up and cosine decay, {budget}; {data['threads']} torch thread(s). "
         f"Valid bits per byte on the same {valid_tokens:,} tokens for every model (the first "
         f"{recipe['eval_batches']} batches of the valid split laid out in {recipe['eval_batch_size']} rows, the "
-        "memory carried). Training time = the trainer's own count (steps only, no evaluation or saving). "
-        "Inference FLOPs: a batch-1 forward with a full memory.",
+        "memory carried). Training time: the process's CPU time (the work, on one thread) and the wall time "
+        "(which the machine's other jobs stretch) of the trainer's whole run, start-up and saving included; "
+        "tokens/s per CPU second. Inference FLOPs: a batch-1 forward with a full memory.",
         "",
         report.markdown_table(header, table),
         "",
@@ -304,6 +308,10 @@ def markdown(data: dict) -> str:
             "than one segment.")
     lines.append(f"- Parameter counts agree within {100 * comparison['parameter_spread']:.1f}%.")
     return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def plot(rows: list[dict]):

@@ -7,13 +7,14 @@ and measures both streaming.
 
 **Equal training time.** The trainer counts steps, not seconds, and its cosine schedule needs the
 run's length up front; so the time budget becomes a step count per model. Before training, every
-model trains a few steps on the same batches, the models' steps interleaved (A, B, C, A, B, C, ...)
-so that a change of load on the shared machine hits all of them alike; the median seconds per step
-is the model's step time, and it trains for ``round(budget / step time)`` steps. Each model then
-gets about the same compute time whatever the load does later (the load only stretches the wall
-clock; the realised training seconds are recorded next to the budget). A wall-clock stop inside
-the trainer would instead hand fewer steps to whichever model trains while the machine is busier,
-and end its learning-rate schedule early.
+model trains a few steps on the same batches, the models' steps interleaved (A, B, C, A, B, C, ...);
+the median **CPU time** per step (the process's, on one torch thread: the work itself, without the
+time other jobs held the core) is the model's step time, and it trains for
+``round(budget / step time)`` steps. Each model then gets about the same compute whatever the
+load on the shared machine does (the load only stretches the wall clock; the realised CPU and wall
+seconds are recorded next to the budget). A wall-clock stop inside the trainer would instead hand
+fewer steps to whichever model trains while the machine is busier, and end its learning-rate
+schedule early.
 
 **Equal parameter count.** The baselines' and the ablation's FFN width is solved so that their
 parameter count is the nearest to Memformer's (``matched_d_ff``); the tables report the counts.
@@ -141,10 +142,11 @@ def train_command(entry: ModelEntry, config: TrainConfig, out_dir: Path) -> str:
 
 
 def calibrate(entries: list[ModelEntry], recipe: Recipe, *, data: str, threads: int, seed: int,
-              cache_dir: Path | None) -> dict[str, list[float]]:
-    """Seconds per training step of each model, measured interleaved: one warm-up step each,
-    then ``recipe.calibration_rounds`` rounds of one step per model. Each step is what the
-    trainer's step does (next batch, MRBP or truncated BPTT over the window, clipping, AdamW)."""
+              cache_dir: Path | None) -> dict[str, dict[str, list[float]]]:
+    """CPU and wall seconds per training step of each model ({key: {"cpu": [...], "wall": [...]}}),
+    measured interleaved: one warm-up step each, then ``recipe.calibration_rounds`` rounds of one
+    step per model. Each step is what the trainer's step does (next batch, MRBP or truncated BPTT
+    over the window, clipping, AdamW)."""
     torch.set_num_threads(threads)
     probe = train_config(entries[0], recipe, data=data, steps=1, threads=threads, seed=seed)
     tokenizer = resolve_tokenizer(probe.tokenizer)
@@ -158,12 +160,14 @@ def calibrate(entries: list[ModelEntry], recipe: Recipe, *, data: str, threads: 
                              window=recipe.window * model.config.segment_len, shuffle=True, seed=seed,
                              vocab_size=model.config.vocab_size)
         steppers[entry.key] = _Stepper(model, stream, config)
-    seconds: dict[str, list[float]] = {key: [] for key in steppers}
+    seconds: dict[str, dict[str, list[float]]] = {key: {"cpu": [], "wall": []} for key in steppers}
     for stepper in steppers.values():
         stepper.step()  # warm-up: first-call allocations and kernel selection
     for _ in range(recipe.calibration_rounds):
         for key, stepper in steppers.items():
-            seconds[key].append(stepper.step())
+            cpu, wall = stepper.step()
+            seconds[key]["cpu"].append(cpu)
+            seconds[key]["wall"].append(wall)
     return seconds
 
 
@@ -176,8 +180,9 @@ class _Stepper:
                                            weight_decay=config.weight_decay, fused=True)
         self.state = model.init_state(config.batch_size)
 
-    def step(self) -> float:
-        start = time.perf_counter()
+    def step(self) -> tuple[float, float]:
+        """(CPU seconds, wall seconds) of one step."""
+        cpu, wall = time.process_time(), time.perf_counter()
         batch = self.stream.next_batch()
         result = train_window(self.model, batch.input_ids, labels=batch.labels, reset=batch.reset, state=self.state,
                               method=self.config.resolved_method)
@@ -185,7 +190,7 @@ class _Stepper:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state = result.state
-        return time.perf_counter() - start
+        return time.process_time() - cpu, time.perf_counter() - wall
 
 
 # ---------------------------------------------------------------------------- train, evaluate, record
@@ -208,7 +213,7 @@ def train_and_evaluate(
     root.mkdir(parents=True, exist_ok=True)
     # Checkpoints are large and machine-made: keep them out of git wherever ``--out`` points.
     (root / ".gitignore").write_text("# written by memformer bench: checkpoints stay out of git\n*\n")
-    calibration: dict[str, list[float]] = {}
+    calibration: dict[str, dict[str, list[float]]] = {}
     if recipe.steps is None:
         logger.info("calibrating the seconds per training step of %d models (%d rounds)", len(entries),
                     recipe.calibration_rounds)
@@ -220,16 +225,18 @@ def train_and_evaluate(
         if recipe.steps is not None:
             step_seconds, steps = None, recipe.steps
         else:
-            step_seconds = statistics.median(calibration[entry.key])
+            step_seconds = statistics.median(calibration[entry.key]["cpu"])
             steps = max(1, round(recipe.seconds_per_model / step_seconds))
         config = train_config(entry, recipe, data=data, steps=steps, threads=threads, seed=seed)
         run_dir = root / entry.key
         if run_dir.exists():
             shutil.rmtree(run_dir)
         logger.info("training %s for %d steps", entry.label, steps)
-        started = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         result = train(config, out_dir=run_dir, cache_dir=cache_dir)
-        wall = time.perf_counter() - started
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if result.interrupted:  # Ctrl-C / SIGTERM: the trainer saved and stopped; so does the experiment
+            raise KeyboardInterrupt(f"training of {entry.label} stopped at step {result.step}")
         checkpoint = runs.latest_checkpoint(run_dir)
         loaded = load_model(checkpoint)
         tokens_per_step = recipe.batch_size * recipe.window * loaded.model.config.segment_len
@@ -246,7 +253,7 @@ def train_and_evaluate(
             "parameters": parameter_count(loaded.model), "steps": result.step,
             "calibration_step_seconds": calibration.get(entry.key), "step_seconds": step_seconds,
             "budget_seconds": None if recipe.steps is not None else recipe.seconds_per_model,
-            "train_seconds": result.seconds, "train_wall_seconds": wall, "tokens": result.step * tokens_per_step,
+            "train_seconds": result.seconds, "train_wall_seconds": wall, "train_cpu_seconds": cpu, "tokens": result.step * tokens_per_step,
             "tokens_per_second": result.tokens_per_second, "final_train_loss": result.loss,
             "train_curve": _train_curve(run_dir / runs.METRICS_FILE, tokens_per_step=tokens_per_step),
             "checkpoint": str(checkpoint.relative_to(root)), "command": train_command(entry, config, run_dir),
