@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
                         help="fp32 (default, exact) or an autocast precision (faster)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default 0: one per core)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: one per core)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (default: ~/.cache/torch-memformer)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -48,17 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from ..runs import resolve_checkpoint
     from ..train.checkpointing import TRAINER_STATE_FILE
     from ..train.precision import resolve_device, resolve_precision
+    from ._threads import set_threads
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_batches is not None and args.max_batches < 1:
         raise UserError(f"--max-batches must be >= 1, got {args.max_batches}")
-    if args.threads < 0:
-        raise UserError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     checkpoint = resolve_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
@@ -80,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
               f"{corpus.num_bytes:,} bytes; {precision.name} on {device}")
     results = {}
     for reset in modes:
-        result = evaluate(loaded.model, corpus, batch_size=args.batch_size, reset_memory=reset,
-                          layout=args.layout, max_batches=args.max_batches, autocast_dtype=precision.dtype)
         label = "reset" if reset else "carried"
+        with _Progress(f"memory {label}") as progress:
+            result = evaluate(loaded.model, corpus, batch_size=args.batch_size, reset_memory=reset,
+                              layout=args.layout, max_batches=args.max_batches, autocast_dtype=precision.dtype,
+                              progress=progress)
         results[label] = result
         if not args.json:
             name = "memory reset every segment" if reset else "memory carried"
@@ -98,6 +97,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"the memory is worth {gain:+.4f} bits/byte "
               f"({100 * gain / results['reset'].bits_per_byte:+.1f}% of the reset model's)")
     return 0
+
+
+class _Progress:
+    """A progress bar on a terminal; otherwise a log line about every 10% (evaluating a large
+    split on a CPU takes minutes)."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar = None
+        self.next_report = 0.1
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        import logging
+        import sys
+
+        if self.bar is None and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=self.description, unit="batch", leave=False)
+        if self.bar is not None:
+            self.bar.update(1)
+        elif done / total >= self.next_report or done == total:
+            logging.getLogger(__name__).info("%s: %d/%d batches", self.description, done, total)
+            self.next_report = done / total + 0.1
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _data_spec(args, trainer_state: Path, DataSpec):

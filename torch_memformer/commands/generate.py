@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=None, help="sample from the smallest set holding this mass")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sample (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: one per core)")
     parser.add_argument("--no-echo", action="store_true", help="print only the continuation, not the prompt")
 
 
@@ -33,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..model.generation import check_sampling
     from ..runs import resolve_checkpoint
     from ..train.precision import resolve_device
+    from ._threads import set_threads
 
     check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    set_threads(args.threads)
     if not args.prompt:
         raise UserError("--prompt is empty; give at least one character to continue from")
     loaded = load_model(resolve_checkpoint(args.checkpoint), device=resolve_device(args.device))

@@ -1,0 +1,24 @@
+"""The ``--threads`` flag of the commands that run a model (not a command itself)."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import UserError
+
+
+def set_threads(requested: int | None) -> None:
+    """``--threads N``: N CPU threads (0: PyTorch's default, one per core). Not given: the idle
+    cores by the load average (``train.precision.idle_cpu_threads``), unless OMP_NUM_THREADS says."""
+    import torch
+
+    from ..train.precision import idle_cpu_threads
+
+    if requested is not None and requested < 0:
+        raise UserError(f"--threads must be >= 0, got {requested}")
+    if requested is None:
+        if "OMP_NUM_THREADS" in os.environ:
+            return
+        requested = idle_cpu_threads()
+    if requested:
+        torch.set_num_threads(requested)
