@@ -20,11 +20,11 @@ SHARED_KEYS = {"name", "title", "quick", "environment", "load_average_end", "arg
 ENVIRONMENT_KEYS = {"date", "command", "cpu", "cpu_count", "load_average", "torch_threads", "python", "torch"}
 
 
-def _run_quick(name, tmp_path, capsys):
+def _run_quick(name, tmp_path, capsys, *extra):
     page = tmp_path / "results.md"
     page.write_text(PAGE)
     out = tmp_path / "out"
-    code = main(["bench", name, "--quick", "--out", str(out), "--update-results", "--results-doc", str(page)])
+    code = main(["bench", name, "--quick", *extra, "--out", str(out), "--update-results", "--results-doc", str(page)])
     printed = capsys.readouterr().out
     assert code == 0
     result = json.loads((out / f"{name}.json").read_text())
@@ -128,3 +128,83 @@ def test_bench_mistakes_are_one_line(argv, message, capsys):
     assert err.startswith("memformer: error: ") and message in err and err.count("\n") == 1
     if argv[1:2] == ["nope"] or argv == ["bench"]:
         assert "efficiency" in err and "streaming" in err
+
+
+# ---------------------------------------------------------------------------- experiments 2, 6 and 7
+# They train small models on a tiny corpus written here (the default runs use debtext).
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    from train_support import make_corpus
+
+    root = tmp_path_factory.mktemp("lm-data")
+    make_corpus(root / "corpus")
+    return ["--data", str(root / "corpus"), "--cache-dir", str(root / "cache")]
+
+
+def test_language_model_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
+    from torch_memformer.experiments.common.trained_models import read_manifest
+
+    result = _run_quick("language-model", tmp_path, capsys, *tiny_corpus)
+    assert {"plan", "recipe", "data", "threads", "checkpoints", "models", "comparison"} <= set(result)
+    rows = result["models"]
+    assert [row["key"] for row in rows] == ["memformer", "no-memory", "txl-8", "txl-16"]
+    budget = result["recipe"]["seconds_per_model"]
+    for row in rows:
+        assert {"parameters", "steps", "train_cpu_seconds", "train_wall_seconds", "valid_bits_per_byte",
+                "inference_flops_per_token", "train_curve", "command"} <= set(row)
+        # Equal time: each model's steps are the budget over its calibrated CPU seconds per step.
+        assert row["steps"] == max(1, round(budget / row["step_seconds"]))
+        assert row["command"].startswith(f"memformer train --model {row['model']}")
+        assert (row["valid_reset_bits_per_byte"] is not None) == (row["key"] == "memformer")
+    assert result["comparison"]["parameter_spread"] < 0.1
+    root = tmp_path / "out" / "language-model-checkpoints"
+    manifest = read_manifest(root)
+    assert [record["key"] for record in manifest["models"]] == [row["key"] for row in rows]
+    assert all((root / record["checkpoint"] / "model.safetensors").is_file() for record in manifest["models"])
+    assert (root / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_matched_inference_quick_trains_then_measures(tmp_path, capsys, tiny_corpus):
+    # No checkpoints under --out: it trains the language-model experiment's models first.
+    result = _run_quick("matched-inference", tmp_path, capsys, *tiny_corpus)
+    assert result["trained_here"] is True
+    assert {"plan", "matched", "rows", "comparison", "data"} <= set(result)
+    rows = result["rows"]
+    assert rows[0]["key"] == "memformer" and [row["matched"] for row in rows] == [False, True]
+    assert rows[1]["key"] == result["matched"] and rows[1]["model"] == "transformer-xl"
+    for row in rows:
+        assert {"state_bytes_per_row", "read_peak_growth_bytes", "generate_peak_growth_bytes",
+                "process_peak_rss_bytes", "read_tokens_per_second", "generate_tokens_per_second",
+                "stream_bits_per_byte", "valid_bits_per_byte"} <= set(row)
+        assert row["state_bytes_per_row"] > 0 and row["read_tokens_per_second"] > 0
+    assert {"ratios_matched", "memory_target_met", "speed_target_met"} <= set(result["comparison"])
+
+
+def test_memory_analysis_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
+    result = _run_quick("memory-analysis", tmp_path, capsys, *tiny_corpus)
+    assert {"origin", "checkpoint", "summary", "analysis", "config"} <= set(result)
+    assert result["origin"].startswith("trained here")
+    analysis = result["analysis"]
+    assert len(analysis["document_keep_PS"]) == result["max_segments"] == 6
+    assert len(analysis["bias_norm_S"]) == result["config"]["num_slots"]
+    assert {"mid_document_keep_share", "first_write_overwrite_share", "bias_norm_ratio"} <= set(result["summary"])
+
+
+def test_analyze_command_writes_json_and_plot(tmp_path, capsys, tiny_corpus):
+    data, cache = tiny_corpus[1], tiny_corpus[3]
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--data", data, "--cache-dir", cache, "--out", str(run)]) == 0
+    out = tmp_path / "analysis"
+    code = main(["analyze", "--checkpoint", str(run), "--cache-dir", cache, "--max-segments", "3", "--document", "1",
+                 "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "memory_analysis.json").read_text())
+    assert (out / "memory_analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert record["split"] == "valid" and record["analysis"]["document"] == 1
+    assert "forgetting bias" in capsys.readouterr().out
+    # Mistakes are one line with exit code 2.
+    assert main(["analyze", "--checkpoint", str(run), "--cache-dir", cache, "--document", "99", "--out", str(out)]) == 2
+    assert "--document must be an index 0..2" in capsys.readouterr().err
+
