@@ -67,12 +67,15 @@ def test_efficiency_quick_writes_its_files(tmp_path, capsys):
 
 def test_streaming_quick_writes_its_files(tmp_path, capsys):
     result = _run_quick("streaming", tmp_path, capsys)
-    assert {"sizes", "plan", "models", "rows", "summary", "memory_limit_bytes"} <= set(result)
+    assert {"sizes", "plan", "models", "rows", "memformer_round_robin", "summary", "memory_limit_bytes"} <= set(result)
     assert [row["position"] for row in result["rows"]] == result["plan"]["positions"]
     for row in result["rows"]:
         for name in ("memformer", "transformer"):
             assert {"ms_per_token", "ms_per_token_windows", "cpu_ms_per_token", "rss_bytes", "peak_rss_bytes",
                     "state_bytes", "advance_seconds", "cache_positions_repeated"} <= set(row[name])
+    assert [entry["position"] for entry in result["memformer_round_robin"]] == result["plan"]["positions"]
+    assert all({"ms_per_token", "cpu_ms_per_token", "ms_per_token_windows"} <= set(entry)
+               for entry in result["memformer_round_robin"])
     # The quick plan grows the Transformer's cache past --advance-limit by repetition.
     assert result["rows"][-1]["transformer"]["cache_positions_repeated"] > 0
     assert {"memformer_time_spread", "memformer_cpu_time_spread", "memformer_flat", "transformer_time_growth"} <= set(

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def length_sweep(plan: Plan, *, seed: int) -> list[dict]:
-    """FLOPs and median wall time of one batch-1 forward over N tokens, per model and N."""
+    """FLOPs and median wall and CPU time of one batch-1 forward over N tokens, per model and N."""
     models = {
         # One chunk of the longest length: the whole sequence under one causal attention.
         "transformer": build_model("transformer", plan.sizes, seed=seed, segment_len=max(plan.lengths)),

@@ -130,22 +130,38 @@ def run(args: argparse.Namespace) -> dict:
         memory_limit = int(args.memory_limit_gib * 2**30)
     else:
         memory_limit = int(MEMORY_SHARE * available) if available else 8 * 2**30
-    rows, opened = measure(plan, seed=args.seed, threads=args.threads, memory_limit=memory_limit)
+    measured = measure(plan, seed=args.seed, threads=args.threads, memory_limit=memory_limit)
     data = {
         "sizes": dataclasses.asdict(plan.sizes),
         "plan": {key: value for key, value in dataclasses.asdict(plan).items() if key != "sizes"},
         "memory_limit_bytes": memory_limit,
         "memory_available_bytes": available,
-        "models": opened,
-        "rows": rows,
-        "summary": summarize(rows),
+        "models": measured.models,
+        "rows": measured.rows,
+        "memformer_round_robin": measured.round_robin,
+        "summary": summarize(measured),
     }
-    return report.save(args, name=NAME, title=TITLE, environment=started, data=data, figure=plot(rows),
+    return report.save(args, name=NAME, title=TITLE, environment=started, data=data, figure=plot(measured),
                        markdown=markdown(data))
 
 
-def measure(plan: Plan, *, seed: int, threads: int | None, memory_limit: int) -> tuple[list[dict], dict]:
-    """Each model in its own process; at each position advance both, then alternate their windows."""
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """What ``measure`` returns.
+
+    rows: per position, each model's numbers (timed alongside each other), or why one was skipped.
+    round_robin: Memformer's kept states at every position timed round-robin, per position.
+    models: what each model's process reported when it opened (parameters, threads).
+    """
+
+    rows: list[dict]
+    round_robin: list[dict]
+    models: dict
+
+
+def measure(plan: Plan, *, seed: int, threads: int | None, memory_limit: int) -> Measured:
+    """Each model in its own process; at each position advance both, then alternate their windows.
+    At the end, Memformer's states at all positions are timed once more, round-robin."""
     window_tokens = {"memformer": plan.memformer_segments * plan.sizes.segment_len,
                      "transformer": plan.transformer_tokens}
     with FreshProcess() as memformer_process, FreshProcess() as transformer_process:
@@ -180,7 +196,28 @@ def measure(plan: Plan, *, seed: int, threads: int | None, memory_limit: int) ->
             logger.info("position %d: %s", position, ", ".join(
                 f"{name} {row[name]['ms_per_token']:.2f} ms/token, RSS {report.format_bytes(row[name]['rss_bytes'])}"
                 for name in active))
-    return rows, opened
+        round_robin = _round_robin(processes, plan.positions, plan.repeats, window_tokens["memformer"])
+    return Measured(rows=rows, round_robin=round_robin, models=opened)
+
+
+def _round_robin(processes: "_Processes", positions: tuple[int, ...], repeats: int, tokens: int) -> list[dict]:
+    """Memformer's kept states timed position after position, ``repeats`` rounds: a drift of the
+    machine's load over the run then hits every position alike (positions measured one after
+    the other, minutes apart, can differ by the load alone). Its state is 96.5 KiB, so keeping
+    one per position costs nothing; the Transformer's caches could not be kept."""
+    windows: dict[int, list[dict]] = {position: [] for position in positions}
+    for _ in range(repeats):
+        for position in positions:
+            windows[position].append(processes.call("memformer", time_window, tokens=tokens, at=position))
+    return [{"position": position, **_per_token(windows[position], tokens)} for position in positions]
+
+
+def _per_token(windows: list[dict], tokens: int) -> dict:
+    """Medians (and every window) of the wall and CPU milliseconds per generated token."""
+    wall = [1e3 * w["wall_seconds"] / tokens for w in windows]
+    cpu = [1e3 * w["cpu_seconds"] / tokens for w in windows]
+    return {"ms_per_token": statistics.median(wall), "ms_per_token_windows": wall,
+            "cpu_ms_per_token": statistics.median(cpu), "cpu_ms_per_token_windows": cpu, "window_tokens": tokens}
 
 
 def _measure_position(processes: "_Processes", active: list[str], position: int, plan: Plan,
@@ -195,16 +232,7 @@ def _measure_position(processes: "_Processes", active: list[str], position: int,
         for name in active:  # interleaved, so load changes hit both models alike
             windows[name].append(processes.call(name, time_window, tokens=window_tokens[name]))
     for name in active:
-        wall = [1e3 * w["wall_seconds"] / window_tokens[name] for w in windows[name]]
-        cpu = [1e3 * w["cpu_seconds"] / window_tokens[name] for w in windows[name]]
-        entries[name].update(
-            ms_per_token=statistics.median(wall),
-            ms_per_token_windows=wall,
-            cpu_ms_per_token=statistics.median(cpu),
-            cpu_ms_per_token_windows=cpu,
-            window_tokens=window_tokens[name],
-            **processes.call(name, memory_now),
-        )
+        entries[name].update(**_per_token(windows[name], window_tokens[name]), **processes.call(name, memory_now))
     return entries
 
 
@@ -247,6 +275,8 @@ class _Stream:
     position: int
     generator: torch.Generator
     vocab_size: int
+    # Memformer's state at every position reached (96.5 KiB each), for the flatness round.
+    kept: dict[int, Any] = dataclasses.field(default_factory=dict)
 
 
 _stream: _Stream | None = None
@@ -287,6 +317,8 @@ def advance_stream(*, to: int, advance_limit: int, chunk: int) -> dict:
             grown_by_repetition = to - stream.position
             stream.state = _repeat_cache(stream.state, to)
             stream.position = to
+    if stream.name == "memformer":
+        stream.kept[to] = stream.state
     return {"advance_seconds": time.perf_counter() - start, "cache_positions_repeated": grown_by_repetition}
 
 
@@ -307,9 +339,9 @@ def reset_peak() -> bool:
     return reset_peak_rss()
 
 
-def time_window(*, tokens: int) -> dict:
-    """Wall and CPU seconds to sample ``tokens`` tokens from the current state, which stays where
-    it is (every window starts from the same position).
+def time_window(*, tokens: int, at: int | None = None) -> dict:
+    """Wall and CPU seconds to sample ``tokens`` tokens from the current state (or the kept state
+    at position ``at``), which stays where it is (every window starts from the same position).
 
     ``generate`` first reads a one-token prompt, which costs the Transformer one more step over
     its cache (and Memformer next to nothing); the time of reading that prompt alone
@@ -318,12 +350,12 @@ def time_window(*, tokens: int) -> dict:
     is the work itself); the wall time is what a user waits.
     """
     stream = _require_stream()
+    state = stream.state if at is None else stream.kept[at]
     prompt = torch.randint(0, stream.vocab_size, (1, 1), generator=stream.generator)
 
     def timed(max_new_tokens: int) -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
-        stream.model.generate(prompt, max_new_tokens, state=stream.state, temperature=1.0,
-                              generator=stream.generator)
+        stream.model.generate(prompt, max_new_tokens, state=state, temperature=1.0, generator=stream.generator)
         return time.perf_counter() - wall, time.process_time() - cpu
 
     prompt_wall, prompt_cpu = timed(0)
@@ -345,14 +377,11 @@ def _require_stream() -> _Stream:
 # ---------------------------------------------------------------------------- summary and report
 
 
-def summarize(rows: list[dict]) -> dict:
-    def measured(name: str) -> list[dict]:
-        return [row for row in rows if "ms_per_token" in row.get(name, {})]
-
-    memformer = measured("memformer")
-    times = [row["memformer"]["ms_per_token"] for row in memformer]
-    cpu_times = [row["memformer"]["cpu_ms_per_token"] for row in memformer]
-    peaks = [row["memformer"]["peak_rss_bytes"] for row in memformer]
+def summarize(measured: Measured) -> dict:
+    rows, round_robin = measured.rows, measured.round_robin
+    times = [entry["ms_per_token"] for entry in round_robin]
+    cpu_times = [entry["cpu_ms_per_token"] for entry in round_robin]
+    peaks = [row["memformer"]["peak_rss_bytes"] for row in rows]
     summary = {
         "memformer_time_spread": max(times) / min(times) - 1,
         "memformer_cpu_time_spread": max(cpu_times) / min(cpu_times) - 1,
@@ -360,9 +389,9 @@ def summarize(rows: list[dict]) -> dict:
         "memformer_flat": max(times) / min(times) - 1 <= TARGET_SPREAD,
         "memformer_cpu_flat": max(cpu_times) / min(cpu_times) - 1 <= TARGET_SPREAD,
         "memformer_peak_rss_spread": max(peaks) / min(peaks) - 1,
-        "memformer_state_bytes": sorted({row["memformer"]["state_bytes"] for row in memformer}),
+        "memformer_state_bytes": sorted({row["memformer"]["state_bytes"] for row in rows}),
     }
-    transformer = measured("transformer")
+    transformer = [row for row in rows if "ms_per_token" in row["transformer"]]
     if transformer:
         first, last = transformer[0], transformer[-1]
         summary.update(
@@ -379,43 +408,58 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def markdown(data: dict) -> str:
-    rows, summary, plan = data["rows"], data["summary"], data["plan"]
-
-    def cells(entry: dict) -> list[str]:
-        if "skipped" in entry:
-            return ["skipped", "-", "-", "-", "-"]
-        return [f"{entry['ms_per_token']:.2f}", f"{entry['cpu_ms_per_token']:.2f}", report.format_bytes(entry["rss_bytes"]),
-                report.format_bytes(entry["peak_rss_bytes"]), report.format_bytes(entry["state_bytes"])]
-
-    header = ["position"] + [f"{LABELS[n]} {what}" for n in MODELS
-                             for what in ("ms/token", "CPU ms/token", "RSS", "peak RSS", "state")] + ["Transformer cache"]
-    table_rows = []
+    rows, round_robin, summary, plan = data["rows"], data["memformer_round_robin"], data["summary"], data["plan"]
+    flat_table = report.markdown_table(
+        ["position", "ms/token", "CPU ms/token", "RSS", "peak RSS", "state"],
+        [[f"{entry['position']:,}", f"{entry['ms_per_token']:.2f}", f"{entry['cpu_ms_per_token']:.2f}",
+          report.format_bytes(row["memformer"]["rss_bytes"]), report.format_bytes(row["memformer"]["peak_rss_bytes"]),
+          report.format_bytes(row["memformer"]["state_bytes"])]
+         for entry, row in zip(round_robin, rows)],
+    )
+    versus_rows = []
     for row in rows:
-        entry = row["transformer"]
-        if "skipped" in entry:
-            cache = "-"
-        elif entry["cache_positions_repeated"]:
-            cache = f"advance to {row['position'] - entry['cache_positions_repeated']:,}, then repeated"
-        else:
-            cache = "advance"
-        table_rows.append([f"{row['position']:,}"] + cells(row["memformer"]) + cells(entry) + [cache])
+        memformer, transformer = row["memformer"], row["transformer"]
+        if "skipped" in transformer:
+            versus_rows.append([f"{row['position']:,}", f"{memformer['ms_per_token']:.2f}", "skipped"] + ["-"] * 6)
+            continue
+        repeated = transformer["cache_positions_repeated"]
+        cache = f"advance to {row['position'] - repeated:,}, then repeated" if repeated else "advance"
+        versus_rows.append([
+            f"{row['position']:,}", f"{memformer['ms_per_token']:.2f}", f"{transformer['ms_per_token']:.2f}",
+            report.format_ratio(transformer["ms_per_token"] / memformer["ms_per_token"]),
+            f"{transformer['cpu_ms_per_token']:.2f}", report.format_bytes(transformer["rss_bytes"]),
+            report.format_bytes(transformer["peak_rss_bytes"]), report.format_bytes(transformer["state_bytes"]), cache,
+        ])
+    versus_table = report.markdown_table(
+        ["position", "Memformer ms/token", "Transformer ms/token", "Transformer / Memformer", "Transformer CPU ms/token",
+         "Transformer RSS", "Transformer peak RSS", "Transformer state", "Transformer cache"],
+        versus_rows,
+    )
+    memformer_tokens = plan["memformer_segments"] * data["sizes"]["segment_len"]
     lines = [
-        f"Batch 1, sampling at temperature 1. Memformer {data['models']['memformer']['parameters'] / 1e6:.2f} M "
-        f"parameters, windows of {plan['memformer_segments']} segment(s) "
-        f"({plan['memformer_segments'] * data['sizes']['segment_len']} tokens); "
-        f"Transformer {data['models']['transformer']['parameters'] / 1e6:.2f} M parameters, full KV cache, windows of "
-        f"{plan['transformer_tokens']} tokens. Median of {plan['repeats']} windows per position, models "
-        "interleaved, each in its own process (RSS = that process's, after the windows; peak RSS = its "
-        "peak during them). ms/token is wall time; CPU ms/token is the process's CPU time, which leaves out "
-        "the time other jobs held the core.",
+        f"Batch 1, sampling at temperature 1, one process per model. Memformer "
+        f"{data['models']['memformer']['parameters'] / 1e6:.2f} M parameters, windows of "
+        f"{plan['memformer_segments']} segments ({memformer_tokens} tokens); Transformer "
+        f"{data['models']['transformer']['parameters'] / 1e6:.2f} M parameters, full KV cache, windows of "
+        f"{plan['transformer_tokens']} tokens; medians of {plan['repeats']} windows. ms/token is wall time; CPU "
+        "ms/token the process's CPU time, which leaves out the time other jobs held the core. RSS: the "
+        "process's after the windows; peak RSS: its peak during them.",
         "",
-        report.markdown_table(header, table_rows),
+        "**Memformer across positions** (its states at all positions timed round-robin at the end, so a "
+        "drift of the machine's load hits every position alike):",
+        "",
+        flat_table,
+        "",
+        "**Against the Transformer with a full KV cache** (at each position the two models' windows "
+        "alternate):",
+        "",
+        versus_table,
         "",
         f"- Memformer's time per token varies by {100 * summary['memformer_time_spread']:.1f}% across positions in "
         f"wall time and {100 * summary['memformer_cpu_time_spread']:.1f}% in CPU time (target: flat within "
         f"{100 * TARGET_SPREAD:.0f}%: {'met' if summary['memformer_flat'] else 'missed'} in wall time, "
-        f"{'met' if summary['memformer_cpu_flat'] else 'missed'} in CPU time); its "
-        f"peak RSS by {100 * summary['memformer_peak_rss_spread']:.1f}%, and its state is "
+        f"{'met' if summary['memformer_cpu_flat'] else 'missed'} in CPU time); its peak RSS by "
+        f"{100 * summary['memformer_peak_rss_spread']:.1f}%, and its state is "
         + " / ".join(report.format_bytes(b) for b in summary["memformer_state_bytes"]) + " at every position.",
     ]
     if "transformer_time_growth" in summary:
@@ -432,7 +476,7 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict]):
+def plot(measured: Measured):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -440,13 +484,18 @@ def plot(rows: list[dict]):
 
     colors = {"memformer": "tab:green", "transformer": "tab:red"}
     fig, (time_ax, memory_ax, state_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
+    # Memformer's times: the round-robin ones; the Transformer's: the ones timed alongside Memformer.
+    timings = {"memformer": measured.round_robin,
+               "transformer": [row["transformer"] | {"position": row["position"]} for row in measured.rows
+                               if "ms_per_token" in row["transformer"]]}
     for name in MODELS:
-        points = [row for row in rows if "ms_per_token" in row.get(name, {})]
-        xs = [row["position"] for row in points]
-        time_ax.plot(xs, [row[name]["ms_per_token"] for row in points], "o-", color=colors[name],
+        xs = [entry["position"] for entry in timings[name]]
+        time_ax.plot(xs, [entry["ms_per_token"] for entry in timings[name]], "o-", color=colors[name],
                      label=f"{LABELS[name]} wall")
-        time_ax.plot(xs, [row[name]["cpu_ms_per_token"] for row in points], "s--", color=colors[name], alpha=0.6,
-                     label=f"{LABELS[name]} CPU")
+        time_ax.plot(xs, [entry["cpu_ms_per_token"] for entry in timings[name]], "s--", color=colors[name],
+                     alpha=0.6, label=f"{LABELS[name]} CPU")
+        points = [row for row in measured.rows if "rss_bytes" in row[name]]
+        xs = [row["position"] for row in points]
         memory_ax.plot(xs, [row[name]["peak_rss_bytes"] / 2**20 for row in points], "o-", color=colors[name],
                        label=f"{LABELS[name]} peak")
         memory_ax.plot(xs, [row[name]["rss_bytes"] / 2**20 for row in points], "s--", color=colors[name], alpha=0.6,
@@ -455,11 +504,9 @@ def plot(rows: list[dict]):
                       label=LABELS[name])
     time_ax.set(yscale="log", xlabel="stream position (tokens)", ylabel="ms per generated token",
                 title="batch-1 sampling")
-    memory_ax.set(yscale="log", xlabel="stream position (tokens)", ylabel="MiB",
-                  title="process memory")
-    state_ax.set(yscale="log", xlabel="stream position (tokens)", ylabel="state MiB",
-                 title="stream state")
-    positions = [row["position"] for row in rows]
+    memory_ax.set(yscale="log", xlabel="stream position (tokens)", ylabel="MiB", title="process memory")
+    state_ax.set(yscale="log", xlabel="stream position (tokens)", ylabel="state MiB", title="stream state")
+    positions = [row["position"] for row in measured.rows]
     for ax in (time_ax, memory_ax, state_ax):
         report.log2_axis(ax, positions)
         ax.legend(fontsize=8)
