@@ -190,7 +190,7 @@ def test_memory_analysis_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
     assert {"origin", "checkpoint", "summary", "analysis", "config"} <= set(result)
     assert result["origin"].startswith("trained here")
     analysis = result["analysis"]
-    assert len(analysis["document_keep_PS"]) == result["max_segments"] == 6
+    assert len(analysis["document_keep_PHS"]) == len(analysis["document_keep_PS"]) == result["max_segments"] == 6
     assert len(analysis["bias_norm_S"]) == result["config"]["num_slots"]
     assert {"mid_document_keep_share", "first_write_overwrite_share", "bias_norm_ratio"} <= set(result["summary"])
 

@@ -1,6 +1,6 @@
 """The writer's self weights over a stream of whole segments, from a fresh memory.
 
-Shape legend: B batch, N tokens, P segments, S slots, L segment length.
+Shape legend: B batch, N tokens, P segments, H write heads, S slots, L segment length.
 
 ``trace_memory`` walks the critical path exactly as the model's stream does (spec 1: for each
 segment, H_t = Encode(s_t, M_t), M_{t+1} = Write(M_t, H_t), starting from M_0 = v / ||v||) with the
@@ -20,12 +20,17 @@ from .writer_attention import check_has_memory, writer_attention
 
 @dataclasses.dataclass(frozen=True)
 class MemoryTrace:
-    """keep_BPS: the self weight a_i[0] (mean over heads) of slot i at the write after segment p.
-    memory_BSD: M_P, the memory after the last traced segment (what ``model.advance`` over the
-    same tokens leaves in its state)."""
+    """keep_BPHS: the self weight a_i[0] of slot i in write head h at the write after segment p
+    (each head writes its own chunk of the slot). memory_BSD: M_P, the memory after the last
+    traced segment (what ``model.advance`` over the same tokens leaves in its state)."""
 
-    keep_BPS: torch.Tensor
+    keep_BPHS: torch.Tensor
     memory_BSD: torch.Tensor
+
+    @property
+    def keep_BPS(self) -> torch.Tensor:
+        """The self weight per slot, averaged over heads: the share of its vector a slot keeps."""
+        return self.keep_BPHS.mean(dim=2)
 
     @property
     def num_segments(self) -> int:
@@ -52,6 +57,6 @@ def trace_memory(model: Memformer, tokens_BN: torch.Tensor) -> MemoryTrace:
         for p in range(segments):
             hidden_BLD = model.encode(tokens_BN[:, p * length:(p + 1) * length], memory_BSD)
             attention = writer_attention(model, memory_BSD, hidden_BLD)
-            keeps.append(attention.keep_BS)
+            keeps.append(attention.keep_BHS)
             memory_BSD = attention.next_memory_BSD
-    return MemoryTrace(keep_BPS=torch.stack(keeps, dim=1), memory_BSD=memory_BSD)
+    return MemoryTrace(keep_BPHS=torch.stack(keeps, dim=1), memory_BSD=memory_BSD)

@@ -125,6 +125,9 @@ def describe(analysis) -> list[str]:
         f"mid-document (segment >= {s['mid_document_from_segment']}): {100 * s['mid_document_keep_share']:.0f}% keep, "
         f"{100 * s['mid_document_overwrite_share']:.0f}% overwritten; mean self weight {s['mid_document_mean_keep']:.3f} "
         "(paper: 60-80% keep, 5-10% overwritten)",
+        f"per (slot, write head) pair, mid-document: {100 * s['mid_document_pair_keep_share']:.0f}% keep, "
+        f"{100 * s['mid_document_pair_overwrite_share']:.0f}% overwritten; mean self weight per head "
+        + " ".join(f"{k:.2f}" for k in analysis.head_mid_keep_H),
         f"forgetting bias ||v||: often overwritten {s['often_overwritten_bias_norm']:.3f}, rarely overwritten "
         f"{s['rarely_overwritten_bias_norm']:.3f} (ratio {s['bias_norm_ratio']:.2f}; paper 3.2 vs 1.15), Spearman "
         + ("n/a" if s["spearman_take_vs_bias_norm"] is None else f"{s['spearman_take_vs_bias_norm']:+.2f}")
