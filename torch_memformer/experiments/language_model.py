@@ -326,17 +326,21 @@ def plot(rows: list[dict]):
     cmap = plt.get_cmap("Reds")
     for index, row in enumerate(txl_rows):
         colors[row["key"]] = cmap(0.4 + 0.6 * index / max(len(txl_rows) - 1, 1))
+    equal_time = all(row["step_seconds"] for row in rows)
     for row in rows:
         if not row["train_curve"]:
             continue
-        _, seconds, losses = zip(*row["train_curve"])
+        steps, losses = zip(*row["train_curve"])
+        # The CPU time of step s: s times the model's calibrated CPU seconds per step.
+        xs = [s * row["step_seconds"] for s in steps] if equal_time else steps
         bits = [loss / LN2 for loss in losses]
         window = max(1, len(bits) // 20)
         smooth = [sum(bits[max(0, i - window + 1): i + 1]) / len(bits[max(0, i - window + 1): i + 1])
                   for i in range(len(bits))]
-        curve_ax.plot(seconds, smooth, color=colors[row["key"]], label=row["label"])
-    curve_ax.set(xlabel="training seconds", ylabel="training loss, bits/byte (smoothed)",
-                 title="training at equal time")
+        curve_ax.plot(xs, smooth, color=colors[row["key"]], label=row["label"])
+    curve_ax.set(xlabel="training CPU seconds (steps x calibrated step time)" if equal_time else "step",
+                 ylabel="training loss, bits/byte (smoothed)",
+                 title="training at equal CPU time" if equal_time else "training at equal steps")
     curve_ax.legend(fontsize=7)
     curve_ax.grid(alpha=0.3)
 

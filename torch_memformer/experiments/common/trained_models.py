@@ -22,6 +22,7 @@ parameter count is the nearest to Memformer's (``matched_d_ff``); the tables rep
 Directory layout (``root``, ignored by git):
 
     root/manifest.json        what was trained, how long, and the bits per byte of each model
+                              ("complete" once every model is in: a stopped run's is not read back)
     root/<key>/               the run directory ``memformer train`` writes (checkpoints/, metrics.jsonl)
 """
 
@@ -34,7 +35,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -205,7 +206,6 @@ def train_and_evaluate(
     threads: int,
     seed: int,
     cache_dir: Path | None,
-    on_model_done: Callable[[dict], None] | None = None,
 ) -> dict:
     """Calibrate, train every model for its steps, evaluate each on the valid prefix, and write
     ``root/manifest.json``; returns the manifest. Each model's run directory is replaced."""
@@ -218,7 +218,7 @@ def train_and_evaluate(
         logger.info("calibrating the seconds per training step of %d models (%d rounds)", len(entries),
                     recipe.calibration_rounds)
         calibration = calibrate(entries, recipe, data=data, threads=threads, seed=seed, cache_dir=cache_dir)
-    manifest = {"version": MANIFEST_VERSION, "data": data, "threads": threads, "seed": seed,
+    manifest = {"version": MANIFEST_VERSION, "complete": False, "data": data, "threads": threads, "seed": seed,
                 "recipe": dataclasses.asdict(recipe), "models": []}
     valid = None
     for entry in entries:
@@ -253,23 +253,24 @@ def train_and_evaluate(
             "parameters": parameter_count(loaded.model), "steps": result.step,
             "calibration_step_seconds": calibration.get(entry.key), "step_seconds": step_seconds,
             "budget_seconds": None if recipe.steps is not None else recipe.seconds_per_model,
-            "train_seconds": result.seconds, "train_wall_seconds": wall, "train_cpu_seconds": cpu, "tokens": result.step * tokens_per_step,
-            "tokens_per_second": result.tokens_per_second, "final_train_loss": result.loss,
-            "train_curve": _train_curve(run_dir / runs.METRICS_FILE, tokens_per_step=tokens_per_step),
+            "train_seconds": result.seconds, "train_wall_seconds": wall, "train_cpu_seconds": cpu,
+            "tokens": result.step * tokens_per_step, "tokens_per_second": result.tokens_per_second,
+            "final_train_loss": result.loss, "train_curve": _train_curve(run_dir / runs.METRICS_FILE),
             "checkpoint": str(checkpoint.relative_to(root)), "command": train_command(entry, config, run_dir),
             "valid": carried.to_dict(), "valid_reset": None if reset is None else reset.to_dict(),
         }
         manifest["models"].append(record)
         _write_json(root / MANIFEST, manifest)
-        logger.info("%s: %d steps in %.0f s, valid %.4f bits/byte", entry.label, result.step, result.seconds,
+        logger.info("%s: %d steps in %.0f s of CPU time, valid %.4f bits/byte", entry.label, result.step, cpu,
                     carried.bits_per_byte)
-        if on_model_done is not None:
-            on_model_done(record)
+    manifest["complete"] = True
+    _write_json(root / MANIFEST, manifest)
     return manifest
 
 
 def read_manifest(root: Path) -> dict | None:
-    """The manifest under ``root``, or None when there is none (or it is of another version)."""
+    """The manifest under ``root``, or None when there is none, it is of another version, or its
+    run stopped before every model was trained."""
     path = Path(root) / MANIFEST
     if not path.is_file():
         return None
@@ -277,7 +278,7 @@ def read_manifest(root: Path) -> dict | None:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("version") != MANIFEST_VERSION:
+    if manifest.get("version") != MANIFEST_VERSION or not manifest.get("complete"):
         return None
     return manifest
 
@@ -286,17 +287,11 @@ def checkpoint_of(root: Path, record: dict) -> Path:
     return Path(root) / record["checkpoint"]
 
 
-def _train_curve(metrics_path: Path, *, tokens_per_step: int, points: int = 200) -> list[list[float]]:
-    """[step, training seconds so far, loss in nats] of the training steps, thinned to about
-    ``points`` entries (each step's seconds from the tokens/s the trainer logged for it)."""
-    curve, seconds = [], 0.0
-    train_records = [r for r in read_metrics(metrics_path) if r.get("kind") == "train"]
-    every = max(1, len(train_records) // points)
-    for index, record in enumerate(train_records):
-        seconds += tokens_per_step / record["tokens_per_second"]
-        if index % every == 0 or index == len(train_records) - 1:
-            curve.append([record["step"], round(seconds, 3), record["loss"]])
-    return curve
+def _train_curve(metrics_path: Path, *, points: int = 200) -> list[list[float]]:
+    """[step, loss in nats] of the training steps, thinned to about ``points`` entries."""
+    records = [r for r in read_metrics(metrics_path) if r.get("kind") == "train"]
+    every = max(1, len(records) // points)
+    return [[r["step"], r["loss"]] for i, r in enumerate(records) if i % every == 0 or i == len(records) - 1]
 
 
 def _write_json(path: Path, value: Any) -> None:
