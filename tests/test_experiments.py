@@ -180,6 +180,7 @@ def test_matched_inference_quick_trains_then_measures(tmp_path, capsys, tiny_cor
     for row in rows:
         assert {"state_bytes_per_row", "read_peak_growth_bytes", "generate_peak_growth_bytes",
                 "process_peak_rss_bytes", "read_tokens_per_second", "generate_tokens_per_second",
+                "read_tokens_per_second_cpu", "generate_tokens_per_second_cpu",
                 "stream_bits_per_byte", "valid_bits_per_byte"} <= set(row)
         assert row["state_bytes_per_row"] > 0 and row["read_tokens_per_second"] > 0
     assert {"ratios_matched", "memory_target_met", "speed_target_met"} <= set(result["comparison"])
