@@ -5,8 +5,6 @@ import torch
 
 from torch_memformer.model.generation import sample_next
 
-from conftest import tiny_model
-
 
 def _greedy_by_full_forward(model, prompt, steps, state=None):
     seq = prompt

@@ -83,8 +83,10 @@ def test_state_for_another_batch_size(model) -> None:
 def test_model_must_be_a_memformer_or_a_wrapped_step_module(model) -> None:
     with pytest.raises(TypeError, match="must be a Memformer"):
         backward_window(torch.nn.Linear(2, 2), ids())
-    with pytest.raises(TypeError, match="StepModule wraps a Memformer"):
-        StepModule(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="StepModule wraps a torch.nn.Module"):
+        StepModule(lambda x: x)
+    linear = torch.nn.Linear(2, 2)
+    assert StepModule(linear)(lambda m: m) is linear
 
 
 def test_runs_even_when_called_under_no_grad(model) -> None:

@@ -15,14 +15,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer
 from ..training import StepModule
 
 
@@ -69,22 +67,6 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
-class ModelStep(nn.Module):
-    """Runs one training step of any model inside DDP's forward: ``ModelStep(model)(fn) == fn(model)``.
-
-    The baselines' window step calls the model several times (once per stretch between resets)
-    before one backward; putting the whole step in one DDP forward gives one all-reduce per
-    window. (Memformer uses ``training.StepModule``, which ``backward_window`` requires.)
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, step: Callable[[nn.Module], Any]) -> Any:
-        return step(self.model)
-
-
 def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     """The module a training step runs through: the model itself, or a DDP wrapper.
 
@@ -94,7 +76,10 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     """
     if not info.enabled:
         return model
-    inner = StepModule(model) if isinstance(model, Memformer) else ModelStep(model)
+    # One StepModule for every model: the baselines' window step calls the model several times
+    # (once per stretch between resets) before one backward, and running the whole step inside
+    # one DDP forward gives one all-reduce per window, as for Memformer's engines.
+    inner = StepModule(model)
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(inner, device_ids=device_ids, find_unused_parameters=True)
 

@@ -21,7 +21,6 @@ from torch.nn.parallel import DistributedDataParallel
 from ..model import Memformer
 from ..model.memformer import shifted_cross_entropy
 from ..training import StepModule, WindowResult, backward_window
-from .distributed import ModelStep
 
 
 def window_targets(labels_BN: torch.Tensor) -> torch.Tensor:
@@ -84,4 +83,4 @@ def _truncated_bptt(module, input_ids_BN, *, labels, reset, state, loss_weight, 
 def _inner(module: nn.Module) -> nn.Module:
     if isinstance(module, DistributedDataParallel):
         module = module.module
-    return module.model if isinstance(module, (StepModule, ModelStep)) else module
+    return module.model if isinstance(module, StepModule) else module

@@ -19,20 +19,20 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..model import Memformer
-
 
 class StepModule(nn.Module):
-    """A Memformer whose ``forward`` runs one engine step: ``StepModule(model)(fn) == fn(model)``.
+    """A model whose ``forward`` runs one training step: ``StepModule(model)(fn) == fn(model)``.
 
     Holds the model as ``.model`` (so its parameters are this module's parameters) and nothing else.
+    Any model works (the trainer wraps the baselines the same way); ``backward_window`` accepts it
+    around a Memformer.
     """
 
-    def __init__(self, model: Memformer) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        if not isinstance(model, Memformer):
-            raise TypeError(f"StepModule wraps a Memformer, got {type(model).__name__}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"StepModule wraps a torch.nn.Module, got {type(model).__name__}")
         self.model = model
 
-    def forward(self, step: Callable[[Memformer], Any]) -> Any:
+    def forward(self, step: Callable[[nn.Module], Any]) -> Any:
         return step(self.model)

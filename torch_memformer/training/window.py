@@ -111,7 +111,7 @@ def _unwrap(model: Memformer | DistributedDataParallel) -> tuple[Memformer, Dist
     if isinstance(model, Memformer):
         return model, None
     if isinstance(model, DistributedDataParallel):
-        if isinstance(model.module, StepModule):
+        if isinstance(model.module, StepModule) and isinstance(model.module.model, Memformer):
             return model.module.model, model
         raise TypeError(
             "under DistributedDataParallel, wrap a StepModule: "
