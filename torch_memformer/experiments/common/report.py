@@ -134,7 +134,10 @@ def format_bytes(count: float | None) -> str:
 
 
 def format_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}x"
+    """2.345 -> '2.35x', 1234.5 -> '1,234x'."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}x" if value >= 1000 else f"{value:.3g}x"
 
 
 def log2_axis(ax, values: Sequence[int]) -> None:
