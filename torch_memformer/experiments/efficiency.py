@@ -18,7 +18,7 @@ layers, full context). Two sweeps:
    state's bytes per row, the peak RSS growth over the loaded model during inference and during
    training, and the forward FLOPs per token.
 
-    memformer bench efficiency --update-results      # default sizes, about 15-20 min on 2 cores
+    memformer bench efficiency --update-results      # default sizes: 16 min on 2 cores at load 3, 25 at load 7
     memformer bench efficiency --quick               # tiny sizes, seconds
 """
 

@@ -26,7 +26,7 @@ A position where the Transformer's cache would not fit in ``--memory-limit-gib``
 of the memory available at the start; it needs about 3.2 cache sizes, 13.7 GB at 256k) is
 skipped for it, and so are the later ones; so is one where its process dies (out of memory).
 
-    memformer bench streaming --update-results     # default positions, about 15-25 min on 2 cores
+    memformer bench streaming --update-results     # default positions: 10-12 min on 2 cores under load
     memformer bench streaming --quick              # tiny sizes, seconds
 """
 
