@@ -8,12 +8,14 @@ from pathlib import Path
 
 # The machine description and process memory live in the library now (``memformer bench`` uses
 # them too); re-exported here so the scripts keep importing them from ``common``.
-from torch_memformer.experiments.common.machine import (  # noqa: F401
+from torch_memformer.experiments.common.machine import (
     cpu_name,
     current_rss_bytes,
     environment,
     peak_rss_bytes,
 )
+
+__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "write_json"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
