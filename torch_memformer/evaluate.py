@@ -152,8 +152,8 @@ def evaluate(
                 batch = batches.batch_at(index).to(device)
                 for start_token in range(0, batch.input_ids.size(1), segment_len):
                     piece = slice(start_token, start_token + segment_len)
-                    logits_BLV, state = _score_segment(model, batch.input_ids[:, piece], state,
-                                                       reset_B=batch.reset[:, start_token], reset_memory=reset_memory)
+                    logits_BLV, state = score_segment(model, batch.input_ids[:, piece], state=state,
+                                                      reset_B=batch.reset[:, start_token], reset_memory=reset_memory)
                     if logits_BLV.dtype in (torch.bfloat16, torch.float16):
                         logits_BLV = logits_BLV.float()  # autocast's logits: the loss in float32
                     loss_sum += F.cross_entropy(
@@ -181,8 +181,14 @@ def evaluate(
     )
 
 
-def _score_segment(model: nn.Module, ids_BL: torch.Tensor, state, *, reset_B: torch.Tensor, reset_memory: bool):
-    """Decoder-centric logits (B, L, V) of one segment-aligned piece, and the state after it."""
+def score_segment(model: nn.Module, ids_BL: torch.Tensor, *, state, reset_B: torch.Tensor,
+                  reset_memory: bool = False) -> tuple[torch.Tensor, Any]:
+    """Decoder-centric logits (B, L, V) of one segment-aligned piece, and the state after it.
+
+    logits[:, i] is the distribution of ids_BL[:, i] given the state and ids_BL[:, :i], for a
+    Memformer or a baseline alike; what ``evaluate`` scores, and what experiments that score
+    particular positions (``experiments/recall.py``) read. Call it under ``torch.no_grad()``.
+    """
     if isinstance(model, Memformer):
         if reset_memory:
             memory_BSD = model.initial_memory().to(state.memory.dtype).expand_as(state.memory)

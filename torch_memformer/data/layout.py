@@ -44,7 +44,8 @@ class Block(NamedTuple):
     """A (rows, window) block of a layout, as numpy arrays.
 
     input_ids: int64 token ids, the pad id where no document is.
-    labels: int64, the token id where the model predicts the token, -100 at padding and at resets.
+    labels: int64, the token id where the model predicts the token, -100 at padding, at resets and
+        at tokens the corpus marks as not scored (``TokenizedCorpus.scored``).
     reset: bool, True where a fresh stream starts (a document's first token, a row's first token).
     is_token: bool, True at real tokens, False at padding.
     """
@@ -114,7 +115,10 @@ def gather(
     reset = real & (offset == 0)
     if start == 0:
         reset[:, 0] = True
-    labels = np.where(real & ~reset, input_ids, IGNORE_INDEX)
+    target = real & ~reset
+    if corpus.scored is not None:
+        target[real] &= corpus.scored[(corpus.doc_offsets[doc] + offset)[real]]
+    labels = np.where(target, input_ids, IGNORE_INDEX)
     return Block(input_ids, labels, reset, real)
 
 
@@ -131,7 +135,7 @@ def reference_contiguous_rows(
         doc = [int(t) for t in corpus.document(d)]
         pad = -len(doc) % segment_len
         ids += doc + [pad_id] * pad
-        labels += [IGNORE_INDEX] + doc[1:] + [IGNORE_INDEX] * pad
+        labels += [IGNORE_INDEX] + _scored_labels(corpus, d)[1:] + [IGNORE_INDEX] * pad
         reset += [True] + [False] * (len(doc) - 1 + pad)
         is_token += [True] * len(doc) + [False] * pad
     total = num_rows * row_len
@@ -158,7 +162,8 @@ def reference_document_rows(corpus: TokenizedCorpus, *, num_rows: int, segment_l
         row = min(range(num_rows), key=lambda r: (len(rows[r]), r))
         doc = [int(t) for t in corpus.document(d)]
         pad = -len(doc) % segment_len
-        rows[row] += [(doc[0], IGNORE_INDEX, True, True)] + [(t, t, False, True) for t in doc[1:]]
+        labels = _scored_labels(corpus, d)
+        rows[row] += [(doc[0], IGNORE_INDEX, True, True)] + [(t, y, False, True) for t, y in zip(doc[1:], labels[1:])]
         rows[row] += [(pad_id, IGNORE_INDEX, False, False)] * pad
     width = max(len(r) for r in rows)
     for r in rows:
@@ -169,6 +174,15 @@ def reference_document_rows(corpus: TokenizedCorpus, *, num_rows: int, segment_l
     block.reset[:, 0] = True
     block.labels[:, 0] = IGNORE_INDEX
     return block
+
+
+def _scored_labels(corpus: TokenizedCorpus, d: int) -> list[int]:
+    """Document d's tokens as labels, -100 where the corpus marks a token as not scored."""
+    doc = [int(t) for t in corpus.document(d)]
+    if corpus.scored is None:
+        return doc
+    mask = corpus.scored[corpus.doc_offsets[d] : corpus.doc_offsets[d + 1]]
+    return [t if keep else IGNORE_INDEX for t, keep in zip(doc, mask.tolist())]
 
 
 def check_geometry(*, batch_size: int, segment_len: int, window: int, rank: int, world_size: int) -> None:

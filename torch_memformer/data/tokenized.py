@@ -27,6 +27,9 @@ class TokenizedCorpus:
     doc_bytes: (D,) int64, the UTF-8 bytes of each document's text (for bits per byte).
     token_bytes: (V,) int64, the UTF-8 bytes each token id stands for; V is the tokenizer's vocabulary.
     name: a short description for messages ("debtext/valid.jsonl.xz, byte").
+    scored: None (every token is a target), or (T,) bool: the tokens a model is trained and
+        scored on; the others get label -100 like padding, while still being read as input.
+        For synthetic tasks where only some tokens are predictable (``data/recall.py``).
     """
 
     tokens: np.ndarray
@@ -34,6 +37,7 @@ class TokenizedCorpus:
     doc_bytes: np.ndarray
     token_bytes: np.ndarray
     name: str = "corpus"
+    scored: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         offsets = self.doc_offsets
@@ -47,6 +51,11 @@ class TokenizedCorpus:
             raise ValueError("doc_offsets must start at 0, never decrease, and end at len(tokens)")
         if not np.issubdtype(self.tokens.dtype, np.integer):
             raise ValueError(f"tokens must be integers, got {self.tokens.dtype}")
+        if self.scored is not None and (self.scored.dtype != np.bool_ or self.scored.shape != self.tokens.shape):
+            raise ValueError(
+                f"scored must be a bool array shaped like tokens {self.tokens.shape}, got {self.scored.dtype} "
+                f"{self.scored.shape}"
+            )
 
     @classmethod
     def from_documents(
@@ -57,11 +66,13 @@ class TokenizedCorpus:
         doc_bytes: Sequence[int] | None = None,
         token_bytes: np.ndarray | None = None,
         name: str = "corpus",
+        scored: Sequence[Sequence[bool]] | None = None,
     ) -> "TokenizedCorpus":
         """Build one in memory from lists of ids (tests, small experiments).
 
         Without ``token_bytes`` every token counts one byte (a byte-level vocabulary); without
-        ``doc_bytes`` a document's bytes are the sum of its tokens'.
+        ``doc_bytes`` a document's bytes are the sum of its tokens'. ``scored``, one bool list per
+        document, marks the tokens that are targets (default: all).
         """
         arrays = [np.asarray(doc, dtype=np.int64).reshape(-1) for doc in documents]
         tokens = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
@@ -73,7 +84,14 @@ class TokenizedCorpus:
         table = np.ones(vocab_size, dtype=np.int64) if token_bytes is None else np.asarray(token_bytes, dtype=np.int64)
         if doc_bytes is None:
             doc_bytes = [int(table[a].sum()) for a in arrays]
-        return cls(tokens.astype(token_dtype(vocab_size)), offsets, np.asarray(doc_bytes, dtype=np.int64), table, name)
+        mask = None
+        if scored is not None:
+            masks = [np.asarray(m, dtype=bool).reshape(-1) for m in scored]
+            if len(masks) != len(arrays) or any(len(m) != len(a) for m, a in zip(masks, arrays)):
+                raise ValueError("scored needs one bool per token of every document")
+            mask = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+        return cls(tokens.astype(token_dtype(vocab_size)), offsets, np.asarray(doc_bytes, dtype=np.int64), table, name,
+                   mask)
 
     @property
     def vocab_size(self) -> int:

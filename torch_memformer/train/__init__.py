@@ -23,7 +23,7 @@ from .config import (
     read_config_file,
     resolve_config,
 )
-from .loop import DebugOptions, NonFiniteLoss, TrainResult, train
+from .loop import DebugOptions, InMemoryData, NonFiniteLoss, TrainResult, train
 from .presets import DEFAULT_PRESET, PRESETS
 from .run import ResumePoint, plan_run
 
@@ -36,6 +36,7 @@ __all__ = [
     "RESUMABLE_FIELDS",
     "RUNTIME_FIELDS",
     "DebugOptions",
+    "InMemoryData",
     "NonFiniteLoss",
     "ResumePoint",
     "TrainConfig",

@@ -28,7 +28,7 @@ from torch import nn
 
 from .. import registry, runs
 from ..checkpoint import load_model, save_model
-from ..data import TrainStream, resolve_tokenizer, tokenized_split
+from ..data import TokenizedCorpus, TrainStream, resolve_tokenizer, tokenized_split
 from ..errors import UserError
 from ..evaluate import EvalResult, evaluate
 from . import distributed
@@ -59,6 +59,20 @@ class DebugOptions:
     slow_step_seconds: float = 0.0
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class InMemoryData:
+    """Token corpora given directly, in place of the ``config.data`` source and its tokenizer.
+
+    For data that is token ids from the start (pixels, synthetic tasks; ``experiments/``): the
+    model's vocabulary is ``train.vocab_size`` unless ``model_config`` sets a larger one, no
+    tokenizer is saved with the checkpoints, and ``config.data`` is only a label. A resumed run
+    must be given the same corpora (the stream's layout check refuses others).
+    """
+
+    train: TokenizedCorpus
+    valid: TokenizedCorpus | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     """step: the last step taken. checkpoint: the last checkpoint written. interrupted: stopped
@@ -83,19 +97,23 @@ def train(
     dist_info: DistInfo = DistInfo(),
     cache_dir: Path | None = None,
     debug: DebugOptions = DebugOptions(),
+    data: InMemoryData | None = None,
 ) -> TrainResult:
-    """Run (or continue) the training ``config`` describes, writing into ``out_dir`` (rank 0)."""
+    """Run (or continue) the training ``config`` describes, writing into ``out_dir`` (rank 0).
+
+    ``data`` trains on corpora already in memory instead of reading ``config.data``.
+    """
     device = resolve_device(config.device, local_rank=dist_info.local_rank)
     if config.threads:
         torch.set_num_threads(config.threads)
     distributed.init_process_group(dist_info, device)
     try:
-        return _train(config, Path(out_dir), resume, dist_info, device, cache_dir, debug)
+        return _train(config, Path(out_dir), resume, dist_info, device, cache_dir, debug, data)
     finally:
         distributed.destroy_process_group()
 
 
-def _train(config, out_dir, resume, dist_info, device, cache_dir, debug) -> TrainResult:
+def _train(config, out_dir, resume, dist_info, device, cache_dir, debug, data) -> TrainResult:
     is_main = dist_info.is_main
     precision = resolve_precision(config.precision, device)
     method = config.resolved_method
@@ -109,22 +127,28 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug) -> Trai
     torch.manual_seed(config.seed)
     if resume is not None:
         loaded = load_model(resume.checkpoint, device=device)
-        model, tokenizer = loaded.model, loaded.tokenizer or resolve_tokenizer(config.tokenizer)
+        model, tokenizer = loaded.model, loaded.tokenizer
+        if tokenizer is None and data is None:
+            tokenizer = resolve_tokenizer(config.tokenizer)
     else:
-        tokenizer = resolve_tokenizer(config.tokenizer)
-        model = registry.build_model(config.model, config.build_model_config(vocab_size=tokenizer.vocab_size))
+        tokenizer = None if data is not None else resolve_tokenizer(config.tokenizer)
+        vocab_size = data.train.vocab_size if data is not None else tokenizer.vocab_size
+        model = registry.build_model(config.model, config.build_model_config(vocab_size=vocab_size))
         model.to(device)
     model.train()
     segment_len = model.config.segment_len
 
-    # ---- data: rank 0 tokenizes into the cache first, the other ranks then map it
+    # ---- data: given in memory, or rank 0 tokenizes into the cache first and the other ranks then map it
     spec = config.data_spec()
     train_corpus = valid_corpus = None
-    for turn in ((True,) if not dist_info.enabled else (True, False)):
-        if is_main == turn:
-            train_corpus = tokenized_split(spec, "train", tokenizer, cache_dir=cache_dir)
-            valid_corpus = _optional_valid(spec, tokenizer, cache_dir, wanted=config.eval_every > 0)
-        distributed.barrier(dist_info)
+    if data is not None:
+        train_corpus, valid_corpus = data.train, (data.valid if config.eval_every > 0 else None)
+    else:
+        for turn in ((True,) if not dist_info.enabled else (True, False)):
+            if is_main == turn:
+                train_corpus = tokenized_split(spec, "train", tokenizer, cache_dir=cache_dir)
+                valid_corpus = _optional_valid(spec, tokenizer, cache_dir, wanted=config.eval_every > 0)
+            distributed.barrier(dist_info)
     stream = TrainStream(train_corpus, batch_size=config.batch_size, segment_len=segment_len,
                          window=config.window * segment_len, rank=dist_info.rank, world_size=dist_info.world_size,
                          shuffle=config.shuffle, seed=config.seed, vocab_size=model.config.vocab_size)
@@ -365,7 +389,7 @@ def _progress_bar(total: int, initial: int, *, enabled: bool):
 def _report(bar, step: int, total: int, loss: float, lr: float, rate: float, eta: float, tokenizer) -> None:
     """The progress line: on the bar in a terminal, as a log line otherwise."""
     bits = loss / math.log(2)
-    unit = "bits/byte" if tokenizer.name == "byte" else "bits/token"
+    unit = "bits/byte" if tokenizer is not None and tokenizer.name == "byte" else "bits/token"
     if not bar.disable:
         bar.set_postfix_str(f"loss {loss:.3f} ({bits:.2f} {unit}) lr {lr:.2e} {rate:,.0f} tok/s", refresh=True)
         return
