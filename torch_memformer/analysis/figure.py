@@ -97,6 +97,6 @@ def _heads(ax, analysis: SlotAnalysis) -> None:
     ax.bar(heads + 0.2, analysis.head_mid_keep_H, 0.4, color="tab:purple",
            label=f"mid-document (segment >= {analysis.summary['mid_document_from_segment']})")
     ax.set_xticks(heads, [str(h) for h in heads])
-    ax.set(xlabel="write head", ylabel="mean self weight", ylim=(0, 1.02), title="(d) self weight per head")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="write head", ylabel="mean self weight", ylim=(0, 1.25), title="(d) self weight per head")
+    ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3, axis="y")

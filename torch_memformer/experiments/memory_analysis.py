@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (default: ~/.cache/torch-memformer)")
     add_analysis_arguments(parser)
     parser.set_defaults(max_segments=None)  # 64, or QUICK_MAX_SEGMENTS with --quick
+    # One thread: on the shared 2-core machine torch's spinning threads slow small batches down.
+    parser.set_defaults(threads=1)
 
 
 def run(args: argparse.Namespace) -> dict:
