@@ -81,7 +81,10 @@ def test_recall_documents_follow_the_format():
     again = recall_documents(task, gaps=[0, 2, 5], seed=3)
     assert np.array_equal(again.corpus.tokens, docs.corpus.tokens)
     assert not np.array_equal(recall_documents(task, gaps=[0, 2, 5], seed=4).corpus.tokens, docs.corpus.tokens)
-    assert set(training_gaps(count=200, max_gap=4, seed=0).tolist()) == {1, 2, 3, 4}
+    gaps = training_gaps(count=4000, max_gap=4, seed=0)
+    assert set(gaps.tolist()) == {0, 1, 2, 3, 4}
+    counts = np.bincount(gaps)
+    assert counts[0] > 1.5 * counts[1] > counts[4]  # about 1 : 1/2 : ... : 1/5
 
 
 def test_recall_task_rejects_pairs_that_do_not_fit():

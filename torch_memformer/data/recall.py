@@ -127,7 +127,17 @@ def recall_documents(task: RecallTask, *, gaps: Sequence[int], seed: int, name: 
 
 
 def training_gaps(*, count: int, max_gap: int, seed: int) -> np.ndarray:
-    """(count,) gaps drawn uniformly from 1 .. max_gap (seeded)."""
-    if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 1:
-        raise ValueError(f"max_gap must be an integer >= 1, got {max_gap!r}")
-    return np.random.Generator(np.random.PCG64(seed)).integers(1, max_gap + 1, size=count)
+    """(count,) gaps G in 0 .. max_gap, drawn with probability proportional to 1 / (G + 1) (seeded).
+
+    Short documents teach a model to write the pairs and read them back (at G = 0 nothing is
+    written in between); longer ones teach it to keep them while filler is written. At
+    initialisation a Memformer slot keeps about 1 / (L + 1) of its content per write (its
+    attention is uniform over itself and the L tokens), so a model trained on long gaps only
+    receives almost no signal from the pairs; weighting short gaps up is a curriculum without a
+    schedule.
+    """
+    if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 0:
+        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
+    gaps = np.arange(max_gap + 1)
+    weights = 1.0 / (gaps + 1)
+    return np.random.Generator(np.random.PCG64(seed)).choice(gaps, size=count, p=weights / weights.sum())
