@@ -212,3 +212,46 @@ def test_analyze_command_writes_json_and_plot(tmp_path, capsys, tiny_corpus):
     assert main(["analyze", "--checkpoint", str(run), "--cache-dir", cache, "--document", "99", "--out", str(out)]) == 2
     assert "--document must be an index 0..2" in capsys.readouterr().err
 
+
+
+# ---------------------------------------------------------------------------- experiments 4 and 5
+# Tiny models trained for two steps on the real digits / synthetic recall data: the files and
+# their keys, never the numbers.
+
+
+def test_digits_quick_writes_its_files(tmp_path, capsys):
+    result = _run_quick("digits", tmp_path, capsys)
+    assert {"plan", "data", "runs", "summary"} <= set(result)
+    plan = result["plan"]
+    assert {(r["variant"], r["seed"]) for r in result["runs"]} == {
+        (v, s) for v in plan["variants"] for s in plan["seeds"]}
+    for run in result["runs"]:
+        assert {"perplexity", "loss", "targets", "train_loss", "curve", "train_seconds"} <= set(run)
+        # Every held-out pixel but each image's first is scored.
+        assert run["targets"] == result["data"]["held_out_images"] * 63
+    variants = result["summary"]["variants"]
+    assert set(variants) == set(plan["variants"])
+    for entry in variants.values():
+        assert {"perplexity_mean", "perplexity_std", "perplexity_seeds", "flops_per_image",
+                "state_bytes_per_row", "parameters"} <= set(entry)
+    # The Transformer-XL's cache is matched to Memformer's state bytes.
+    assert variants["transformer-xl"]["state_bytes_per_row"] <= variants["memformer"]["state_bytes_per_row"]
+    assert {check["claim"] for check in result["summary"]["checks"]} >= {"without memory is the worst model"}
+
+
+def test_recall_quick_writes_its_files(tmp_path, capsys):
+    result = _run_quick("recall", tmp_path, capsys)
+    assert {"plan", "task", "runs", "summary", "tokens_per_model"} <= set(result)
+    gaps = [str(g) for g in result["plan"]["test_gaps"]]
+    assert {r["model"] for r in result["runs"]} == {"memformer", "transformer-xl", "no-memory"}
+    for run in result["runs"]:
+        assert list(run["by_gap"]) == gaps
+        for scored in run["by_gap"].values():
+            assert 0.0 <= scored["accuracy"] <= 1.0
+            assert scored["values"] == result["plan"]["test_documents"] * result["task"]["num_pairs"]
+    summary = result["summary"]
+    assert summary["chance"] == result["task"]["chance"]
+    assert "memformer_short_target_met" in summary and "transformer_xl_at_chance_from_gap" in summary
+    txl = summary["models"]["transformer-xl"]
+    assert txl["state_bytes_per_row"] <= summary["models"]["memformer"]["state_bytes_per_row"]
+    assert txl["receptive_field"] == txl["mem_len"] * 2
