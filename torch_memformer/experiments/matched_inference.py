@@ -15,10 +15,13 @@ makes multi-threaded batch-1 timing several times slower and noisier):
 - **generate**: ``--generate-tokens`` (512) tokens sampled at temperature 1 from the state
   after the stream (the time of reading the one-token prompt subtracted, as in ``streaming``);
 - **memory**: in a fresh process per model, run with ``MALLOC_MMAP_THRESHOLD_=65536`` so glibc
-  returns large freed blocks and the resident set follows the live tensors: after loading the
-  model and a warm-up the RSS is the baseline, the peak is reset (``/proc/self/clear_refs``), and
-  the peak RSS above the baseline while reading the stream (and, separately, while generating) is
-  the memory inference needs beyond the weights; the process's whole peak RSS is reported too;
+  returns large freed blocks and the resident set follows the live tensors, reading the same
+  stream in ``--memory-batch`` (16) rows at once: after loading the model and a warm-up the RSS is
+  the baseline, the peak is reset (``/proc/self/clear_refs``), and the peak RSS above the baseline
+  while reading the stream (and, separately, while generating) is the memory inference needs
+  beyond the weights; the process's whole peak RSS is reported too. (At batch 1 that working
+  memory is a few hundred KiB, and repeated runs differed by as much; at 16 rows they agree
+  within 1%.)
 - **state**: ``state.num_bytes()`` per stream, what a server keeps per user between calls.
 
 Timing runs in one long-lived process per model (the default allocator), the models' runs
@@ -71,13 +74,15 @@ class Plan:
     generate_tokens: int
     repeats: int
     batch: int
+    # Rows streamed together in the memory measurement (see the module doc).
+    memory_batch: int
     # Measure every Transformer-XL (True), or only the matched one.
     all_txl: bool
     warmup_generate: int = 8
 
 
-DEFAULT = Plan(tokens=16384, generate_tokens=512, repeats=3, batch=1, all_txl=True)
-QUICK = Plan(tokens=192, generate_tokens=16, repeats=1, batch=1, all_txl=False, warmup_generate=2)
+DEFAULT = Plan(tokens=16384, generate_tokens=512, repeats=5, batch=1, memory_batch=16, all_txl=True)
+QUICK = Plan(tokens=192, generate_tokens=16, repeats=1, batch=1, memory_batch=2, all_txl=False, warmup_generate=2)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=positive_int, default=None,
                         help=f"timed runs per model, interleaved; the median is reported (default {DEFAULT.repeats})")
     parser.add_argument("--batch", type=positive_int, default=None,
-                        help=f"streams read together (default {DEFAULT.batch}); the same text in every row")
+                        help=f"streams read together when timing (default {DEFAULT.batch}); the same text in every row")
+    parser.add_argument("--memory-batch", type=positive_int, default=None,
+                        help=f"streams read together when measuring memory (default {DEFAULT.memory_batch})")
     parser.set_defaults(threads=1)
 
 
@@ -97,7 +104,8 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     base = QUICK if args.quick else DEFAULT
     return dataclasses.replace(base, tokens=args.tokens or base.tokens,
                                generate_tokens=args.generate_tokens or base.generate_tokens,
-                               repeats=args.repeats or base.repeats, batch=args.batch or base.batch)
+                               repeats=args.repeats or base.repeats, batch=args.batch or base.batch,
+                               memory_batch=args.memory_batch or base.memory_batch)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -219,7 +227,7 @@ def measure_memory(checkpoints: dict[str, str], ids: list[int], plan: Plan, *, t
     results = {}
     for key, checkpoint in checkpoints.items():
         with _environment(MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD), FreshProcess() as process:
-            results[key] = process.call(memory_point, checkpoint=checkpoint, ids=ids, batch=plan.batch,
+            results[key] = process.call(memory_point, checkpoint=checkpoint, ids=ids, batch=plan.memory_batch,
                                         threads=threads, generate_tokens=plan.generate_tokens,
                                         warmup_generate=plan.warmup_generate)
     return results
@@ -398,8 +406,10 @@ def compare(rows: list[dict]) -> dict:
 
 def markdown(data: dict) -> str:
     rows, comparison, plan = data["rows"], data["comparison"], data["plan"]
-    header = ["model", "valid bits/byte", "stream bits/byte", "state per stream", "read peak +", "generate peak +",
-              "process peak RSS", "read tokens/s (CPU / wall)", "generate tokens/s (CPU / wall)"]
+    rows_text = f"{plan['memory_batch']} streams"
+    header = ["model", "valid bits/byte", "stream bits/byte", "state per stream", f"read peak +, {rows_text}",
+              f"generate peak +, {rows_text}", "process peak RSS", "read tokens/s (CPU / wall)",
+              "generate tokens/s (CPU / wall)"]
     table = []
     for row in rows:
         label = f"**{row['label']}** (matched)" if row["matched"] else row["label"]
@@ -432,9 +442,9 @@ def markdown(data: dict) -> str:
         f"`{data['checkpoints']}`): equal parameter count, equal training time, data `{data['data']}`. Streamed: the "
         f"first {plan['tokens']:,} tokens (bytes) of the longest valid document, batch {plan['batch']}, one torch "
         f"thread, chunks of one segment with logits for every token (**read**), then {plan['generate_tokens']} tokens "
-        f"sampled (**generate**); medians of {plan['repeats']} interleaved runs. Peak + = peak RSS above the loaded, "
-        "warmed-up model in a fresh process (MALLOC_MMAP_THRESHOLD_=65536); process peak RSS includes Python, torch "
-        "and the weights. Tokens/s from the process's CPU time (the work, on one thread) and from wall time (which "
+        f"sampled (**generate**); medians of {plan['repeats']} interleaved runs. Memory: the same, "
+        f"{plan['memory_batch']} streams at once, in a fresh process per model (MALLOC_MMAP_THRESHOLD_=65536); peak + = "
+        "peak RSS above the loaded, warmed-up model; process peak RSS includes Python, torch and the weights. Tokens/s from the process's CPU time (the work, on one thread) and from wall time (which "
         "other jobs on the shared machine stretch). Stream bits/byte: the models' loss on the streamed text.",
         "",
         report.markdown_table(header, table),
@@ -488,16 +498,22 @@ def plot(rows: list[dict], data: dict):
     speed_ax.bar(x + 0.2, [row["generate_tokens_per_second_cpu"] for row in rows], 0.4, label="generate (sampling)",
                  color="tab:orange")
     speed_ax.set_xticks(x, labels, fontsize=8)
-    speed_ax.set(ylabel="tokens per CPU second (batch 1, 1 thread)", title="speed (* = matched)")
+    speed_ax.set(yscale="log", ylabel="tokens per CPU second (batch 1, 1 thread)", title="speed (* = matched)")
     speed_ax.legend(fontsize=7)
     speed_ax.grid(alpha=0.3, axis="y")
 
-    memory_ax.bar(x - 0.27, [row["state_bytes_per_row"] / 2**10 for row in rows], 0.27, label="state per stream")
-    memory_ax.bar(x, [max(row["read_peak_growth_bytes"], 1) / 2**10 for row in rows], 0.27, label="read peak +")
-    memory_ax.bar(x + 0.27, [max(row["generate_peak_growth_bytes"], 1) / 2**10 for row in rows], 0.27,
-                  label="generate peak +")
+    series = {"state per stream": "state_bytes_per_row", "read peak +": "read_peak_growth_bytes",
+              "generate peak +": "generate_peak_growth_bytes"}
+    positive = [row[key] for row in rows for key in series.values() if row[key] > 0]
+    floor = min(positive) / 4 / 2**10 if positive else 1.0
+    for offset, (label, key) in zip((-0.27, 0.0, 0.27), series.items()):
+        kib = [row[key] / 2**10 for row in rows]
+        memory_ax.bar(x + offset, [value if value > 0 else float("nan") for value in kib], 0.27, label=label)
+        for position, value in zip(x + offset, kib):
+            if value <= 0:  # below what RSS resolves (no page grew): say so instead of drawing a bar
+                memory_ax.text(position, floor * 1.3, "0", ha="center", fontsize=7)
     memory_ax.set_xticks(x, labels, fontsize=8)
-    memory_ax.set(yscale="log", ylabel="KiB", title="memory beyond the weights")
+    memory_ax.set(yscale="log", ylim=(floor, None), ylabel="KiB", title="memory beyond the weights")
     memory_ax.legend(fontsize=7)
     memory_ax.grid(alpha=0.3, axis="y", which="both")
     fig.tight_layout()
