@@ -6,11 +6,13 @@ Shape legend: P segments, H write heads, S slots.
 A slot's **self weight** at a write is a_i[0] (``writer_attention.py``). Each write head has its
 own softmax and writes its own chunk of the slot (D / H of its dimensions), so there is one self
 weight per (slot, head) pair; their mean over heads is the share of its old vector the slot keeps.
-Both levels are reported: a writer may keep whole chunks in some heads and overwrite the others. Per the paper (spec section 3), mid-document 60-80% of the slots attend
-almost only to themselves, 5-10% are overwritten almost entirely each segment, and at a document's
-start nearly every slot takes new content; slots that are often overwritten have larger
-forgetting-bias norms ||v_i|| (about 3.2 against 1.15). The thresholds that turn "almost only"
-and "almost entirely" into numbers are ours: self weight > 0.5 keeps, < 0.1 is overwritten.
+Both levels are reported: a writer may keep whole chunks in some heads and overwrite the others.
+
+Per the paper (spec section 3), mid-document 60-80% of the slots attend almost only to
+themselves, 5-10% are overwritten almost entirely each segment, and at a document's start nearly
+every slot takes new content; slots that are often overwritten have larger forgetting-bias norms
+||v_i|| (about 3.2 against 1.15). The thresholds that turn "almost only" and "almost entirely"
+into numbers are ours: self weight > 0.5 keeps, < 0.1 is overwritten.
 """
 
 from __future__ import annotations

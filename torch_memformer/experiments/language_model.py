@@ -290,12 +290,13 @@ def markdown(data: dict) -> str:
         "**Against the paper** (Table 2, WikiText-103 perplexity; only the ordering and the relative gaps compare):",
         "",
     ]
-    best = comparison["best_txl_key"]
+    best, memformer = comparison["best_txl_key"], comparison["memformer_bits_per_byte"]
     diff = comparison["memformer_minus_best_txl"]
+    relative = 100 * abs(diff) / comparison["best_txl_bits_per_byte"]
     lines.append(
-        f"- Memformer {comparison['memformer_bits_per_byte']:.4f} bits/byte against the best Transformer-XL "
+        f"- Memformer {memformer:.4f} bits/byte against the best Transformer-XL "
         f"({best}) {comparison['best_txl_bits_per_byte']:.4f}: Memformer is "
-        f"{'better' if diff < 0 else 'worse'} by {abs(diff):.4f} ({100 * abs(diff) / comparison['best_txl_bits_per_byte']:.1f}%); "
+        f"{'better' if diff < 0 else 'worse'} by {abs(diff):.4f} ({relative:.1f}%); "
         f"it {'beats' if comparison['memformer_beats_every_txl'] else 'does not beat'} every Transformer-XL. "
         f"Paper: Memformer {PAPER_MEMFORMER} beats every Transformer-XL (best 23.67 at memory 1024, "
         f"{100 * (23.67 - PAPER_MEMFORMER) / 23.67:.1f}% higher perplexity).")
@@ -306,10 +307,10 @@ def markdown(data: dict) -> str:
         "up to 1024: 27.22 at 32, 25.60 at 128, 25.39 at 256, 23.94 at 512, 23.67 at 1024.")
     if "no_memory_minus_memformer" in comparison:
         gap = comparison["no_memory_minus_memformer"]
+        paper_gap = 100 * (PAPER_NO_MEMORY - PAPER_MEMFORMER) / PAPER_MEMFORMER
         lines.append(
-            f"- Without memory: {gap:+.4f} bits/byte against Memformer ({100 * gap / comparison['memformer_bits_per_byte']:+.1f}%). "
-            f"Paper: {PAPER_NO_MEMORY} vs {PAPER_MEMFORMER} ({100 * (PAPER_NO_MEMORY - PAPER_MEMFORMER) / PAPER_MEMFORMER:+.1f}% "
-            "perplexity).")
+            f"- Without memory: {gap:+.4f} bits/byte against Memformer ({100 * gap / memformer:+.1f}%). "
+            f"Paper: {PAPER_NO_MEMORY} vs {PAPER_MEMFORMER} ({paper_gap:+.1f}% perplexity).")
     if "memory_reset_minus_carried" in comparison:
         lines.append(
             f"- The trained Memformer with its memory reset before every segment (evaluation only): "

@@ -437,15 +437,17 @@ def markdown(data: dict) -> str:
     def verdict(met: bool) -> str:
         return "met" if met else "missed"
 
+    source = "trained by this run" if data["trained_here"] else "its checkpoints"
     lines = [
-        f"Models of `memformer bench language-model` ({'trained by this run' if data['trained_here'] else 'its checkpoints'}, "
-        f"`{data['checkpoints']}`): equal parameter count, equal training time, data `{data['data']}`. Streamed: the "
-        f"first {plan['tokens']:,} tokens (bytes) of the longest valid document, batch {plan['batch']}, one torch "
-        f"thread, chunks of one segment with logits for every token (**read**), then {plan['generate_tokens']} tokens "
-        f"sampled (**generate**); medians of {plan['repeats']} interleaved runs. Memory: the same, "
-        f"{plan['memory_batch']} streams at once, in a fresh process per model (MALLOC_MMAP_THRESHOLD_=65536); peak + = "
-        "peak RSS above the loaded, warmed-up model; process peak RSS includes Python, torch and the weights. Tokens/s from the process's CPU time (the work, on one thread) and from wall time (which "
-        "other jobs on the shared machine stretch). Stream bits/byte: the models' loss on the streamed text.",
+        f"Models of `memformer bench language-model` ({source}, `{data['checkpoints']}`): equal parameter count, "
+        f"equal training time, data `{data['data']}`. Streamed: the first {plan['tokens']:,} tokens (bytes) of the "
+        f"longest valid document, batch {plan['batch']}, one torch thread, chunks of one segment with logits for "
+        f"every token (**read**), then {plan['generate_tokens']} tokens sampled (**generate**); medians of "
+        f"{plan['repeats']} interleaved runs. Memory: the same, {plan['memory_batch']} streams at once, in a fresh "
+        "process per model (MALLOC_MMAP_THRESHOLD_=65536); peak + = peak RSS above the loaded, warmed-up model; "
+        "process peak RSS includes Python, torch and the weights. Tokens/s from the process's CPU time (the work, "
+        "on one thread) and from wall time (which other jobs on the shared machine stretch). Stream bits/byte: "
+        "the models' loss on the streamed text.",
         "",
         report.markdown_table(header, table),
         "",
