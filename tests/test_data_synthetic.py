@@ -17,7 +17,7 @@ from torch_memformer.data.layout import (
     reference_contiguous_rows,
     reference_document_rows,
 )
-from torch_memformer.data.recall import RecallTask, recall_documents, training_gaps
+from torch_memformer.data.recall import RecallTask, curriculum_gaps, recall_documents
 from torch_memformer.evaluate import evaluate
 
 from conftest import tiny_model
@@ -81,10 +81,22 @@ def test_recall_documents_follow_the_format():
     again = recall_documents(task, gaps=[0, 2, 5], seed=3)
     assert np.array_equal(again.corpus.tokens, docs.corpus.tokens)
     assert not np.array_equal(recall_documents(task, gaps=[0, 2, 5], seed=4).corpus.tokens, docs.corpus.tokens)
-    gaps = training_gaps(count=4000, max_gap=4, seed=0)
-    assert set(gaps.tolist()) == {0, 1, 2, 3, 4}
-    counts = np.bincount(gaps)
-    assert counts[0] > 1.5 * counts[1] > counts[4]  # about 1 : 1/2 : ... : 1/5
+
+
+def test_curriculum_holds_g0_then_ramps_to_the_largest_gap():
+    segments, max_gap = 6000, 8
+    gaps = curriculum_gaps(segments=segments, max_gap=max_gap, seed=0, hold=0.4, ramp=0.4)
+    starts = np.concatenate([[0], np.cumsum(gaps + 3)[:-1]]) / segments  # share of the row before each doc
+    assert (gaps + 3).sum() >= segments > (gaps[:-1] + 3).sum()  # just enough documents
+    assert (gaps[starts < 0.4] == 0).all()
+    ramp = starts[(starts >= 0.4) & (starts < 0.8)]
+    assert gaps[(starts >= 0.4) & (starts < 0.8)].max() == max_gap
+    cap = np.minimum(max_gap, 1 + (max_gap * (ramp - 0.4) / 0.4).astype(int))
+    assert (gaps[(starts >= 0.4) & (starts < 0.8)] <= cap).all()
+    assert set(gaps[starts >= 0.8].tolist()) == set(range(max_gap + 1))  # every gap up to the cap appears
+    assert np.array_equal(gaps, curriculum_gaps(segments=segments, max_gap=max_gap, seed=0))
+    with pytest.raises(ValueError, match="hold and ramp"):
+        curriculum_gaps(segments=10, max_gap=2, seed=0, hold=0.7, ramp=0.5)
 
 
 def test_recall_task_rejects_pairs_that_do_not_fit():

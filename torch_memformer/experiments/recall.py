@@ -10,9 +10,11 @@ likely token at their position (over the whole vocabulary); chance is 1/16. Only
 values are targets (the rest of a document is random: its loss is irreducible noise), so the
 trainer's loss is the recall loss.
 
-- **Training.** G from 0 to 8, with probability proportional to 1 / (G + 1) (short documents
-  teach writing and reading the pairs, long ones keeping them: ``data.recall.training_gaps``),
-  fresh random documents back to back, the state reset at each; windows of 16 segments (256
+- **Training.** A curriculum of gaps (``data.recall.curriculum_gaps``): the first 40% of the
+  steps see G = 0 only (writing and reading the pairs), over the next 40% the largest gap grows
+  to 8 (keeping them), each document's G uniform up to that cap; the same gap sequence on every
+  row, documents not shuffled. Fresh random documents back to back, the state reset at each;
+  windows of 16 segments (256
   tokens), so a document of up to 11 segments (G = 8) usually lies inside one window and MRBP
   carries the gradient from the answers back to the segment that wrote the pairs (the
   baselines' truncated BPTT spans the same window). Same trainer, steps and tokens for every
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.recall import RecallDocuments, RecallTask, recall_documents, training_gaps
+from ..data.recall import RecallDocuments, RecallTask, curriculum_gaps, recall_documents
 from ..evaluate import score_segment
 from ..train import InMemoryData, TrainConfig
 from .common import report
@@ -75,7 +77,8 @@ class Plan:
     num_slots: int
     baseline_layers: int
     max_train_gap: int
-    train_documents: int
+    curriculum_hold: float  # share of training with G = 0 only (data.recall.curriculum_gaps)
+    curriculum_ramp: float  # share over which the largest G grows to max_train_gap
     steps: int
     batch_size: int
     window: int  # segments per training window
@@ -89,12 +92,12 @@ class Plan:
 
 
 DEFAULT = Plan(task=RecallTask(), d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_layers=2,
-               num_slots=16, baseline_layers=4, max_train_gap=8, train_documents=40_000, steps=1000,
+               num_slots=16, baseline_layers=4, max_train_gap=8, curriculum_hold=0.4, curriculum_ramp=0.4, steps=1000,
                batch_size=16, window=16, lr=2e-3, warmup_steps=50, test_gaps=(1, 2, 4, 8, 16, 32),
                test_documents=256, seeds=(0,), models=MODELS, jobs=2)
 QUICK = Plan(task=RecallTask(num_pairs=2, num_keys=4, num_values=4, num_fillers=4, segment_len=8), d_model=16,
              num_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1, num_slots=4, baseline_layers=2,
-             max_train_gap=2, train_documents=64, steps=2, batch_size=4, window=4, lr=2e-3, warmup_steps=1,
+             max_train_gap=2, curriculum_hold=0.4, curriculum_ramp=0.4, steps=2, batch_size=4, window=4, lr=2e-3, warmup_steps=1,
              test_gaps=(1, 4), test_documents=8, seeds=(0,), models=MODELS, jobs=1)
 
 
@@ -146,7 +149,7 @@ def train_config(plan: Plan, name: str, *, seed: int, threads: int) -> TrainConf
         model_config=model_config(plan, name), data="in-memory: synthetic recall", steps=plan.steps,
         batch_size=plan.batch_size, window=plan.window, lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed,
         precision="fp32", device="cpu", threads=threads, log_every=max(1, plan.steps // 5), eval_every=0,
-        checkpoint_every=0, keep_checkpoints=1,
+        checkpoint_every=0, keep_checkpoints=1, shuffle=False,
     )
 
 
@@ -191,8 +194,12 @@ def train_and_score(*, plan: Plan, name: str, seed: int, threads: int) -> dict:
     """Train model ``name`` on recall documents with G <= max_train_gap, then test every gap
     (module level: runs in a fresh process)."""
     task = plan.task
-    gaps = training_gaps(count=plan.train_documents, max_gap=plan.max_train_gap, seed=1000 + seed)
-    train_docs = recall_documents(task, gaps=gaps, seed=2000 + seed, name="recall/train")
+    # One curriculum row, repeated on every row; unshuffled, the trainer cuts the stream into
+    # exactly these rows, so all rows meet the same gaps at the same step.
+    row_gaps = curriculum_gaps(segments=plan.steps * plan.window, max_gap=plan.max_train_gap, seed=1000 + seed,
+                               hold=plan.curriculum_hold, ramp=plan.curriculum_ramp)
+    train_docs = recall_documents(task, gaps=np.tile(row_gaps, plan.batch_size), seed=2000 + seed,
+                                  name="recall/train")
     config = train_config(plan, name, seed=seed, threads=threads)
     run = train_in_memory(config, InMemoryData(train=train_docs.corpus), curve_every=max(1, plan.steps // 100))
     by_gap = {}
@@ -283,7 +290,9 @@ def markdown(plan: Plan, data: dict) -> str:
         f"(x {len(plan.seeds)} seed(s)); chance {100 * task.chance:.2f}% (1/{task.num_values}; "
         f"±{100 * summary['chance_band']:.1f} points is within 3 standard errors of it). Segments of {L} tokens: "
         f"the pairs in segment 0, the queries in segment G + 1, the answers in segment G + 2, so an answer is "
-        f"(G + 2) x {L} tokens after its pair. Trained with 0 <= G <= {plan.max_train_gap}, {plan.steps} steps x "
+        f"(G + 2) x {L} tokens after its pair. Trained with 0 <= G <= {plan.max_train_gap} (curriculum: G = 0 for the "
+        f"first {100 * plan.curriculum_hold:.0f}% of the steps, the cap rising to {plan.max_train_gap} over the next "
+        f"{100 * plan.curriculum_ramp:.0f}%), {plan.steps} steps x "
         f"{plan.batch_size} rows x {plan.window * L} tokens ({data['tokens_per_model']:,} tokens) per model.",
         "",
         report.markdown_table(header, rows),
