@@ -239,6 +239,25 @@ def test_digits_quick_writes_its_files(tmp_path, capsys):
     assert {check["claim"] for check in result["summary"]["checks"]} >= {"without memory is the worst model"}
 
 
+def test_digits_checks_tell_a_clear_reversal_from_noise():
+    from torch_memformer.experiments.digits import _checks
+
+    def entry(mean, std):
+        return {"perplexity_mean": mean, "perplexity_std": std}
+
+    checks = {c["claim"]: c for c in _checks({
+        "memformer": entry(3.95, 0.02), "transformer": entry(3.77, 0.01),  # reversed by 0.18 > 0.03
+        "transformer-xl": entry(3.97, 0.05),  # in the paper's order, by less than the noise
+        "no-memory": entry(4.20, 0.02),  # the worst, beyond noise of every other model
+    })}
+    against_transformer = checks["Memformer beats Transformer (whole image)"]
+    assert not against_transformer["holds"] and against_transformer["reversed_beyond_noise"]
+    against_txl = checks["Memformer beats Transformer-XL (same state bytes)"]
+    assert against_txl["holds"] and not against_txl["beyond_noise"] and not against_txl["reversed_beyond_noise"]
+    worst = checks["without memory is the worst model"]
+    assert worst["holds"] and worst["beyond_noise"]
+
+
 def test_recall_quick_writes_its_files(tmp_path, capsys):
     result = _run_quick("recall", tmp_path, capsys)
     assert {"plan", "task", "runs", "summary", "tokens_per_model"} <= set(result)
