@@ -27,7 +27,7 @@ trainer's loss is the recall loss.
 - **Test.** 256 fresh documents per G in 1, 2, 4, 8, 16, 32, each read from a fresh state,
   segment by segment with the state carried (``evaluate.score_segment``).
 
-    memformer bench recall --update-results     # about 25 minutes on 2 idle cores
+    memformer bench recall --update-results     # 14 minutes on 2 shared cores (load ~3), 2026-12-01
     memformer bench recall --quick              # a smoke test of the files, seconds
 """
 
