@@ -99,6 +99,27 @@ def test_curriculum_holds_g0_then_ramps_to_the_largest_gap():
         curriculum_gaps(segments=10, max_gap=2, seed=0, hold=0.7, ramp=0.5)
 
 
+def test_tiled_curriculum_puts_the_same_gaps_on_every_training_row():
+    task = RecallTask(num_pairs=2, num_keys=4, num_values=4, num_fillers=4, segment_len=8)
+    steps, window_segments, rows = 6, 4, 3
+    row_gaps = curriculum_gaps(segments=steps * window_segments, max_gap=3, seed=1, hold=0.3, ramp=0.4)
+    docs = recall_documents(task, gaps=np.tile(row_gaps, rows), seed=5)
+    stream = TrainStream(docs.corpus, batch_size=rows, segment_len=task.segment_len,
+                         window=window_segments * task.segment_len, shuffle=False)
+    assert stream.batches_per_epoch >= steps
+    batches = [stream.next_batch() for _ in range(steps)]
+    reset_BN = torch.cat([b.reset for b in batches], dim=1)
+    labels_BN = torch.cat([b.labels for b in batches], dim=1)
+    # Every row starts its documents (resets) at the same positions, those of one curriculum row.
+    starts = np.concatenate([[0], np.cumsum(row_gaps + 3)[:-1]]) * task.segment_len
+    expected = np.zeros(reset_BN.size(1), dtype=bool)
+    expected[starts[starts < reset_BN.size(1)]] = True
+    for row in range(rows):
+        assert np.array_equal(reset_BN[row].numpy(), expected)
+    # ... and only the answered values are trained on, at the same positions in every row.
+    assert torch.equal((labels_BN != -100)[0], (labels_BN != -100)[rows - 1])
+
+
 def test_recall_task_rejects_pairs_that_do_not_fit():
     with pytest.raises(ValueError, match="more than one segment"):
         RecallTask(num_pairs=5, segment_len=8)

@@ -14,10 +14,9 @@ trainer's loss is the recall loss.
   steps see G = 0 only (writing and reading the pairs), over the next 40% the largest gap grows
   to 8 (keeping them), each document's G uniform up to that cap; the same gap sequence on every
   row, documents not shuffled. Fresh random documents back to back, the state reset at each;
-  windows of 16 segments (256
-  tokens), so a document of up to 11 segments (G = 8) usually lies inside one window and MRBP
-  carries the gradient from the answers back to the segment that wrote the pairs (the
-  baselines' truncated BPTT spans the same window). Same trainer, steps and tokens for every
+  windows of 16 segments (256 tokens), so a document of up to 11 segments (G = 8) usually lies
+  inside one window and MRBP carries the gradient from the answers back to the segment that
+  wrote the pairs (the baselines' truncated BPTT spans the same window). Same trainer, steps and tokens for every
   model (``common/training.py``), float32, AdamW at 2e-3.
 - **Models.** d_model 64, 4 heads, FFN 128. Memformer 2 encoder + 2 decoder layers, 16 slots.
   Transformer-XL 4 layers with the largest mem_len whose cache holds no more bytes than
@@ -92,13 +91,13 @@ class Plan:
 
 
 DEFAULT = Plan(task=RecallTask(), d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_layers=2,
-               num_slots=16, baseline_layers=4, max_train_gap=8, curriculum_hold=0.4, curriculum_ramp=0.4, steps=1000,
-               batch_size=16, window=16, lr=2e-3, warmup_steps=50, test_gaps=(1, 2, 4, 8, 16, 32),
+               num_slots=16, baseline_layers=4, max_train_gap=8, curriculum_hold=0.4, curriculum_ramp=0.4,
+               steps=1000, batch_size=16, window=16, lr=2e-3, warmup_steps=50, test_gaps=(1, 2, 4, 8, 16, 32),
                test_documents=256, seeds=(0,), models=MODELS, jobs=2)
 QUICK = Plan(task=RecallTask(num_pairs=2, num_keys=4, num_values=4, num_fillers=4, segment_len=8), d_model=16,
              num_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1, num_slots=4, baseline_layers=2,
-             max_train_gap=2, curriculum_hold=0.4, curriculum_ramp=0.4, steps=2, batch_size=4, window=4, lr=2e-3, warmup_steps=1,
-             test_gaps=(1, 4), test_documents=8, seeds=(0,), models=MODELS, jobs=1)
+             max_train_gap=2, curriculum_hold=0.4, curriculum_ramp=0.4, steps=2, batch_size=4, window=4, lr=2e-3,
+             warmup_steps=1, test_gaps=(1, 4), test_documents=8, seeds=(0,), models=MODELS, jobs=1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
