@@ -29,7 +29,7 @@ a document of 64 tokens. A fixed seeded permutation holds out 261 images; the ot
   carried from segment to segment (``evaluate`` with the "documents" layout), counting every
   pixel the stream contract predicts: 63 per image (not an image's first pixel, spec decision 6).
 
-    memformer bench digits --update-results     # 11 models x 3 seeds; about 25 min on 2 idle cores
+    memformer bench digits --update-results     # 10 models x 3 seeds; 28 min on 2 idle cores
     memformer bench digits --quick              # a smoke test of the files, seconds
 """
 
