@@ -66,32 +66,29 @@ class RecordMatmuls(TorchDispatchMode):
 def replay_program(calls: list[tuple]) -> dict[tuple, tuple]:
     """Group the recorded calls by signature: {signature: (count, func, operands, kwargs)}.
 
-    Attention calls become the bmm stand-ins of their matmuls; each signature gets one set of
-    random operands, reused for every timing of it.
+    A signature is (op, (shape, stride, dtype) of each operand, kwargs); attention calls become
+    the bmm stand-ins of their matmuls. Each signature gets one set of random operands, reused
+    for every timing of it.
     """
-    program: dict[tuple, list] = {}
-
-    def add(func, specs, kwargs, make):
-        key = (func, tuple(specs), tuple(sorted(kwargs.items())))
-        if key in program:
-            program[key][0] += 1
-        else:
-            program[key] = [1, func, make(), kwargs]
-
+    signatures: list[tuple] = []
     for kind, func, spec, kwargs in calls:
         if kind == "matmul":
-            add(func, [(tuple(s), tuple(st), d) for s, st, d in spec], kwargs,
-                lambda spec=spec: [torch.empty_strided(s, st, dtype=d).normal_() for s, st, d in spec])
-        else:
-            (b, h, t, k), (_, _, u, _), dtype = spec
-            # forward: q k^T and p v; backward: dv = p^T dO, dp = dO v^T, dq = dS k, dk = dS^T q
-            shapes = [((t, k), (k, u)), ((t, u), (u, k))] if func == "forward" else [
-                ((u, t), (t, k)), ((t, k), (k, u)), ((t, u), (u, k)), ((u, t), (t, k))]
-            for left, right in shapes:
-                add(aten.bmm.default, [((b * h, *left), dtype), ((b * h, *right), dtype)], {},
-                    lambda left=left, right=right: [torch.randn(b * h, *left, dtype=dtype),
-                                                    torch.randn(b * h, *right, dtype=dtype)])
-    return {key: tuple(entry) for key, entry in program.items()}
+            operands = tuple((tuple(shape), tuple(stride), dtype) for shape, stride, dtype in spec)
+            signatures.append((func, operands, tuple(sorted(kwargs.items()))))
+            continue
+        (b, h, t, k), (_, _, u, _), dtype = spec
+        # forward: q k^T and p v; backward: dv = p^T dO, dp = dO v^T, dq = dS k, dk = dS^T q
+        shapes = [((t, k), (k, u)), ((t, u), (u, k))] if func == "forward" else [
+            ((u, t), (t, k)), ((t, k), (k, u)), ((t, u), (u, k)), ((u, t), (t, k))]
+        for left, right in shapes:
+            operands = tuple(((b * h, *shape), torch.empty(b * h, *shape).stride(), dtype) for shape in (left, right))
+            signatures.append((aten.bmm.default, operands, ()))
+    program = {}
+    for signature in dict.fromkeys(signatures):
+        func, operands, kwargs = signature
+        tensors = [torch.empty_strided(shape, stride, dtype=dtype).normal_() for shape, stride, dtype in operands]
+        program[signature] = (signatures.count(signature), func, tensors, dict(kwargs))
+    return program
 
 
 def time_hot(func, tensors, kwargs, min_seconds: float = 0.02, rounds: int = 5) -> float:
