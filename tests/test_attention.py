@@ -46,3 +46,18 @@ def test_rotary_is_a_relative_position_encoding():
 
     torch.testing.assert_close(score(5, 2), score(20, 17))
     assert not torch.allclose(score(5, 2), score(5, 3))
+
+
+def test_decoder_context_positions_tell_recent_from_old_states():
+    # With rotary context positions (decision 1) the decoder's attention to the previous segment
+    # depends on where each encoder state stands; without them it is a set, and permuting the
+    # context changes nothing.
+    from conftest import tiny_model
+
+    ids = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(3))  # decoder inputs: BOS + 7
+    context = torch.randn(2, 8, 32, generator=torch.Generator().manual_seed(4))
+    flipped = context.flip(1)
+    for positions, should_differ in (("rotary", True), ("none", False)):
+        model = tiny_model(context_positions=positions)
+        a, b = model.decode(ids, context), model.decode(ids, flipped)
+        assert (not torch.allclose(a, b, atol=1e-5)) == should_differ, positions

@@ -22,6 +22,26 @@ def test_round_trip_gives_identical_logits(tmp_path, ids):
     assert torch.equal(loaded.model(ids).logits, model(ids).logits)
 
 
+def test_a_checkpoint_saved_before_the_memory_switches_loads_as_it_was_trained(tmp_path, ids):
+    # A config.json written before write_keep_init, forgetting_init_norm and context_positions
+    # existed means the behaviour of that time: no keep bias, position-free decoder context.
+    from torch_memformer.config import LEGACY_VALUES
+
+    model = tiny_model(**LEGACY_VALUES)
+    save_model(tmp_path / "old", model)
+    config_path = tmp_path / "old" / "config.json"
+    saved = json.loads(config_path.read_text())
+    for name in LEGACY_VALUES:
+        del saved[name]
+    config_path.write_text(json.dumps(saved))
+    loaded = load_model(tmp_path / "old")
+    assert loaded.config == model.config
+    assert loaded.model.writer.self_bias_H is None
+    assert torch.equal(loaded.model(ids).logits, model(ids).logits)
+    # A config written by hand without those fields gets today's defaults instead.
+    assert registry.config_from_dict("memformer", {}).context_positions == "rotary"
+
+
 def test_baselines_round_trip(tmp_path):
     for name, values in [("transformer-xl", dict(d_model=32, num_heads=4, mem_len=8)),
                          ("transformer", dict(d_model=32, num_heads=4))]:

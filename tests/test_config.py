@@ -30,6 +30,11 @@ def test_json_round_trip(tmp_path):
         (dict(write_heads="many"), r"write_heads must be one of 'multi', 'single'"),
         (dict(attention_impl="flash"), r"attention_impl must be one of"),
         (dict(forgetting="yes"), r"forgetting must be true or false"),
+        (dict(write_keep_init=1.0), r"write_keep_init must be < 1"),
+        (dict(write_keep_init=0), r"write_keep_init must be > 0"),
+        (dict(write_keep_init="high"), r"write_keep_init must be a finite number"),
+        (dict(forgetting_init_norm=0), r"forgetting_init_norm must be > 0"),
+        (dict(context_positions="absolute"), r"context_positions must be one of 'rotary', 'none'"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -46,3 +51,10 @@ def test_unknown_field_and_bad_json(tmp_path):
         MemformerConfig.from_json(bad)
     with pytest.raises(ValueError, match="cannot read config file"):
         MemformerConfig.from_json(tmp_path / "missing.json")
+
+
+def test_new_switches_round_trip_through_json():
+    config = MemformerConfig(write_keep_init=None, forgetting_init_norm=2.0, context_positions="none")
+    assert MemformerConfig.from_json(config.to_json()) == config
+    again = MemformerConfig(write_keep_init=0.75)
+    assert MemformerConfig.from_json(again.to_json()).write_keep_init == 0.75

@@ -49,7 +49,7 @@ def test_cached_decoder_equals_uncached(model, ids):
     state = model(ids[:, :8]).state  # a full context
     prefix = ids[:, 8:14]
     full = model.decode(prefix, state.context)
-    cache = model.decoder.new_cache(state.context)
+    cache = model.decoder.new_cache(state.context, model.rotary)
     bos = torch.full((3, 1), model.config.bos_token_id)
     inputs = torch.cat([bos, prefix], 1)
     prefill = model.decoder.forward_cached(model.embedding(inputs[:, :3]), 0, cache, model.rotary)

@@ -2,14 +2,14 @@
 
 import torch
 
-from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _write_reference, _write_sdpa
+from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _mix, _write_sdpa
 
 from conftest import tiny_model
 
 
-def _writer(impl: str = "sdpa", heads: int = 4, temperature: float = 0.5) -> MemoryWriter:
+def _writer(impl: str = "sdpa", heads: int = 4, temperature: float = 0.5, keep_init: float | None = None) -> MemoryWriter:
     torch.manual_seed(0)
-    writer = MemoryWriter(32, heads, temperature, impl, 1e-5)
+    writer = MemoryWriter(32, heads, temperature, impl, 1e-5, keep_init=keep_init, segment_len=9)
     for p in writer.parameters():  # non-trivial biases and norms
         torch.nn.init.normal_(p, std=0.3)
     return writer
@@ -53,11 +53,64 @@ def test_writer_matches_the_equations_written_per_slot():
             torch.testing.assert_close(out[b, i], expected, rtol=0, atol=1e-5)
 
 
+def test_writer_with_a_keep_bias_matches_the_equations_written_per_slot():
+    writer = _writer(heads=1, keep_init=0.9)
+    memory, tokens = _inputs()
+    out = writer(memory, tokens)
+    normed = writer.slot_norm(memory)
+    q, k_self = writer.query(normed), writer.key(normed)
+    k_tok, v_tok = writer.key(tokens), writer.value(tokens)
+    bias = writer.self_bias_H[0]
+    for b in range(2):
+        for i in range(6):
+            self_logit = (q[b, i] * k_self[b, i]).sum() / (32**0.5 * 0.5) + bias
+            logits = torch.cat([self_logit[None], k_tok[b] @ q[b, i] / (32**0.5 * 0.5)])
+            a = logits.softmax(0)
+            expected = a[0] * memory[b, i] + a[1:] @ v_tok[b]
+            torch.testing.assert_close(out[b, i], expected, rtol=0, atol=1e-5)
+
+
 def test_sdpa_writer_equals_reference_writer():
     memory, tokens = _inputs()
     for heads in (1, 4):
-        fast, ref = _writer("sdpa", heads), _writer("reference", heads)
-        torch.testing.assert_close(fast(memory, tokens), ref(memory, tokens), rtol=0, atol=1e-6)
+        for keep_init in (None, 0.9):
+            fast, ref = _writer("sdpa", heads, keep_init=keep_init), _writer("reference", heads, keep_init=keep_init)
+            # float64: the two paths round differently in float32 (about 1e-6), never in the math.
+            fast, ref = fast.double(), ref.double()
+            torch.testing.assert_close(fast(memory.double(), tokens.double()), ref(memory.double(), tokens.double()),
+                                       rtol=0, atol=1e-12)
+
+
+def test_a_fresh_writer_keeps_keep_init_of_each_slot():
+    # With equal token logits (here all zero), the self bias alone decides: a slot keeps exactly
+    # keep_init of itself and spreads the rest evenly over the segment's tokens.
+    for keep_init in (0.5, 0.9, 0.99):
+        writer = MemoryWriter(32, 4, 0.5, "reference", 1e-5, keep_init=keep_init, segment_len=9)
+        torch.nn.init.zeros_(writer.query.weight)
+        torch.nn.init.zeros_(writer.query.bias)
+        memory, tokens = _inputs()
+        keep, take = writer.weights(memory, tokens)
+        torch.testing.assert_close(keep, torch.full_like(keep, keep_init), rtol=0, atol=1e-6)
+        torch.testing.assert_close(take, torch.full_like(take, (1 - keep_init) / 9), rtol=0, atol=1e-6)
+
+
+def test_the_keep_bias_gets_a_gradient():
+    writer = _writer(keep_init=0.9)
+    memory, tokens = _inputs()
+    writer(memory, tokens).square().sum().backward()
+    assert writer.self_bias_H.grad is not None and writer.self_bias_H.grad.abs().min() > 0
+
+
+def test_a_kept_slot_stays_float32_exactly_under_bfloat16_autocast():
+    # A write that keeps the slot (keep weight 1) must hand back the float32 slot bit for bit, not
+    # its bfloat16 rounding (decision 11): the rounding would compound over thousands of segments.
+    for impl in ("sdpa", "reference"):
+        writer = MemoryWriter(32, 4, 0.5, impl, 1e-5, keep_init=1 - 1e-12, segment_len=9)
+        memory, tokens = _inputs()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = writer(memory, tokens)
+        assert out.dtype == torch.float32
+        assert torch.equal(out, memory), impl
 
 
 def test_a_slot_that_attends_only_to_itself_is_unchanged():
@@ -69,9 +122,10 @@ def test_a_slot_that_attends_only_to_itself_is_unchanged():
     k_self_BHSK = torch.full((2, 1, 6, 32), 10.0)
     k_tok_BHTK = torch.zeros(2, 1, 9, 32)
     v_tok_BHTK = torch.randn(2, 1, 9, 32)
-    for write in (_write_reference, _write_sdpa):
-        out = write(q_BHSK, k_self_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, 1.0)
-        torch.testing.assert_close(out, raw_BHSK, rtol=0, atol=1e-6)
+    out = _write_sdpa(q_BHSK, k_self_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, 1.0, None)
+    torch.testing.assert_close(out, raw_BHSK, rtol=0, atol=1e-6)
+    keep_BHS1, take_BHST = torch.ones(2, 1, 6, 1), torch.zeros(2, 1, 6, 9)
+    torch.testing.assert_close(_mix(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK), raw_BHSK, rtol=0, atol=0)
 
 
 def test_rows_are_unit_norm_after_bmn():
@@ -108,10 +162,17 @@ def test_without_forgetting_a_kept_slot_stays_put():
 
 def test_memory_of_a_real_model_fades_to_the_initial_memory_when_the_writer_keeps_everything():
     model = tiny_model()
-    with torch.no_grad():
-        model.memory_norm.bias_SD.mul_(3.0)
+    with torch.no_grad():  # forgetting biases of norm 3: a fast fade
+        bias_SD = model.memory_norm.bias_SD
+        bias_SD.mul_(3.0 / bias_SD.norm(dim=-1, keepdim=True))
     memory = model.init_state(1).memory
     other = torch.nn.functional.normalize(torch.randn(1, 6, 32), dim=-1)
     for _ in range(40):
         other = model.memory_norm(other)
     torch.testing.assert_close(other, memory, rtol=0, atol=1e-5)
+
+
+def test_forgetting_biases_start_at_the_configured_norm():
+    for norm in (0.1, 1.0, 2.5):
+        bmn = BiasedMemoryNormalization(6, 32, forgetting=True, init_norm=norm)
+        torch.testing.assert_close(bmn.bias_SD.norm(dim=-1), torch.full((6,), norm))

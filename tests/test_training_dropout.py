@@ -34,6 +34,9 @@ def make_model() -> Memformer:
         num_slots=3,
         segment_len=SEGMENT,
         dropout=0.3,
+        # A writer that starts by taking half of each segment (the default keeps 90% of each slot),
+        # so the encoder's dropout reaches the memory strongly enough for the negative control.
+        write_keep_init=0.5,
     )
     return Memformer(config).double().train()
 

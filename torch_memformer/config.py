@@ -15,6 +15,12 @@ from typing import Any, Literal
 
 WriteHeads = Literal["multi", "single"]
 AttentionImpl = Literal["sdpa", "reference"]
+ContextPositions = Literal["rotary", "none"]
+
+# What a checkpoint saved before a field existed meant by it: the behaviour it was trained with.
+# ``registry.config_from_saved`` fills these in for saved configs that lack the field, so old
+# checkpoints load and compute exactly as before; a config written by hand gets the defaults.
+LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +48,16 @@ class MemformerConfig:
     use_memory: bool = True
     # "single" writes with one head spanning d_model: the paper's single-head ablation.
     write_heads: WriteHeads = "multi"
+    # The share of itself a slot keeps at each write when the writer is fresh (a learned bias on
+    # the self logit, started there; decision 13). None: no such bias (the models before it).
+    write_keep_init: float | None = 0.9
+    # ||v_i|| at initialisation: how far a kept slot turns towards its blank state per write
+    # (decision 5). Only the initialisation; the norms are learned.
+    forgetting_init_norm: float = 0.1
+    # Positions between the decoder and the previous segment it attends to: "rotary" rotates the
+    # decoder's cross-attention with encoder positions 0..L-1 and decoder positions L..2L-1
+    # (decision 1); "none" leaves it position-free (the models before it).
+    context_positions: ContextPositions = "rotary"
     tie_embeddings: bool = True
     rope_base: float = 10000.0
     # "reference" runs the written-out attention instead of scaled_dot_product_attention.
@@ -73,6 +89,10 @@ class MemformerConfig:
         _check_float(self, "rope_base", low=1.0, low_open=True)
         _check_float(self, "layer_norm_eps", low=0.0, low_open=True)
         _check_float(self, "init_std", low=0.0, low_open=True)
+        if self.write_keep_init is not None:
+            _check_float(self, "write_keep_init", low=0.0, high=1.0, low_open=True, high_open=True)
+        _check_float(self, "forgetting_init_norm", low=0.0, low_open=True)
+        _check_choice(self, "context_positions", ("rotary", "none"))
         for name in ("forgetting", "use_memory", "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -27,7 +27,7 @@ from .baselines import (
     TransformerXLConfig,
     TransformerXLState,
 )
-from .config import MemformerConfig
+from .config import LEGACY_VALUES, MemformerConfig
 from .model import Memformer, MemformerState
 
 MODEL_TYPE_KEY = "model_type"
@@ -105,7 +105,11 @@ def config_from_saved(values: dict[str, Any]) -> Any:
     """The config a checkpoint saved with ``config_to_dict`` (no ``model_type`` = Memformer)."""
     if not isinstance(values, dict):
         raise ValueError(f"a saved config must be a JSON object, got {type(values).__name__}")
-    return config_from_dict(values.get(MODEL_TYPE_KEY, DEFAULT_MODEL_TYPE), values)
+    name = values.get(MODEL_TYPE_KEY, DEFAULT_MODEL_TYPE)
+    if name == "memformer":
+        # Fields added after a checkpoint was written keep the meaning it was trained with.
+        values = {**LEGACY_VALUES, **values}
+    return config_from_dict(name, values)
 
 
 def build_model(name: str, config: Any) -> nn.Module:

@@ -21,8 +21,6 @@ own next memory (``model.encode_and_write``), so the weights are the ones the mo
 from __future__ import annotations
 
 import dataclasses
-import math
-
 import torch
 
 from ..model import Memformer
@@ -67,20 +65,12 @@ def writer_attention(model: Memformer, memory_BSD: torch.Tensor, hidden_BTD: tor
     dtype, without gradients."""
     check_has_memory(model)
     writer = model.writer
-    heads = writer.num_heads
     with torch.no_grad():
-        normed_BSD = writer.slot_norm(memory_BSD)
-        q_BHSK = split_heads(writer.query(normed_BSD), heads)
-        k_slot_BHSK = split_heads(writer.key(normed_BSD), heads)
-        k_tok_BHTK = split_heads(writer.key(hidden_BTD), heads)
-        v_tok_BHTK = split_heads(writer.value(hidden_BTD), heads)
-        raw_BHSK = split_heads(memory_BSD.to(v_tok_BHTK.dtype), heads)
-        scale = 1.0 / (math.sqrt(q_BHSK.size(-1)) * writer.temperature)
-        # A slot sees only itself and the tokens (spec 1.2): one self logit, T token logits.
-        self_logit_BHS1 = (q_BHSK * k_slot_BHSK).sum(-1, keepdim=True)
-        token_logits_BHST = q_BHSK @ k_tok_BHTK.transpose(-1, -2)
-        weights_BHS1T = torch.cat([self_logit_BHS1, token_logits_BHST], dim=-1).mul(scale).softmax(dim=-1)
-        keep_BHS1, take_BHST = weights_BHS1T[..., :1], weights_BHS1T[..., 1:]
+        # The writer's own written-out attention (its reference path): one self logit (plus the
+        # learned self bias, when the model has one) and T token logits per slot (spec 1.2).
+        keep_BHS1, take_BHST = writer.weights(memory_BSD, hidden_BTD)
+        v_tok_BHTK = split_heads(writer.value(hidden_BTD), writer.num_heads)
+        raw_BHSK = split_heads(memory_BSD.to(v_tok_BHTK.dtype), writer.num_heads)
         written_BSD = merge_heads(keep_BHS1 * raw_BHSK + take_BHST @ v_tok_BHTK)
         next_memory_BSD = model.memory_norm(written_BSD)
     return WriterAttention(keep_BHS=keep_BHS1.squeeze(-1), take_BHST=take_BHST, written_BSD=written_BSD,

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .scored_documents import ScoredDocuments, check_gaps_and_seed
 from .tokenized import TokenizedCorpus
 
 
@@ -79,31 +80,22 @@ class RecallTask:
     def document_len(self, gap: int) -> int:
         return (gap + 3) * self.segment_len
 
+    def documents(self, *, gaps: Sequence[int], seed: int, name: str = "recall") -> "ScoredDocuments":
+        return recall_documents(self, gaps=gaps, seed=seed, name=name)
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class RecallDocuments:
-    """Documents of the task and where their queried values are.
-
-    corpus: one document per gap, in the order given.
-    gaps: (D,) int64, the filler segments G of each document.
-    value_positions: (D, P) int64, positions (within each document) of the values to recall;
-        each follows its key, in the last segment.
-    """
-
-    task: RecallTask
-    corpus: TokenizedCorpus
-    gaps: np.ndarray
-    value_positions: np.ndarray
+    def training_documents(self, *, gaps: Sequence[int], seed: int, name: str = "train") -> ScoredDocuments:
+        """Training documents: the same format as the test documents."""
+        return recall_documents(self, gaps=gaps, seed=seed, name=name)
 
 
-def recall_documents(task: RecallTask, *, gaps: Sequence[int], seed: int, name: str = "recall") -> RecallDocuments:
+# The recall task's documents are the shared scored-documents record (``scored_documents.py``).
+RecallDocuments = ScoredDocuments
+
+
+def recall_documents(task: RecallTask, *, gaps: Sequence[int], seed: int, name: str = "recall") -> ScoredDocuments:
     """One document per entry of ``gaps`` (each >= 0 filler segments), drawn from a generator
     seeded with ``seed`` (NumPy's PCG64: the same seed gives the same documents everywhere)."""
-    gaps = np.asarray(gaps, dtype=np.int64).reshape(-1)
-    if gaps.size == 0 or gaps.min() < 0:
-        raise ValueError(f"gaps must be a non-empty list of non-negative integers, got {gaps.tolist()!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    gaps = check_gaps_and_seed(gaps, seed)
     rng = np.random.Generator(np.random.PCG64(seed))
     L, P = task.segment_len, task.num_pairs
     value_base, filler_base = task.num_keys, task.num_keys + task.num_values

@@ -70,7 +70,8 @@ class Rotary(nn.Module):
     """Rotary position embeddings (RoPE) for positions 0 .. max_len - 1.
 
     Spec decision 1: positions restart at 0 in every segment, so ``max_len`` is the segment
-    length and the table never grows with the stream.
+    length (two segments when the decoder's cross-attention is rotated too: the previous
+    segment at 0..L-1, the decoder at L..2L-1) and the table never grows with the stream.
     """
 
     def __init__(self, head_dim: int, max_len: int, base: float) -> None:
@@ -137,8 +138,10 @@ class SelfAttention(nn.Module):
 class CrossAttention(nn.Module):
     """Multi-head attention from tokens to a source (memory slots or encoder states).
 
-    No positions: slots are a set (spec 1.1), and the decoder's context is the previous segment
-    whose own positions were already used inside the encoder.
+    The memory read has no positions: slots are a set (spec 1.1). The decoder's attention to the
+    previous segment passes ``rotary`` (decision 1): source position u is rotated as u and query
+    t as ``query_start + t``, so the decoder sees how far back each encoder state is, as
+    Transformer-XL sees its cache through relative positions.
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float, impl: str) -> None:
@@ -150,16 +153,33 @@ class CrossAttention(nn.Module):
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
-    def project_source(self, source_BUD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def project_source(
+        self, source_BUD: torch.Tensor, rotary: Rotary | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the source: computed once per segment when decoding with a cache."""
         k_BUD, v_BUD = self.key_value(source_BUD).chunk(2, dim=-1)
-        return split_heads(k_BUD, self.num_heads), split_heads(v_BUD, self.num_heads)
+        k_BHUK = split_heads(k_BUD, self.num_heads)
+        if rotary is not None:
+            k_BHUK = rotary(k_BHUK)
+        return k_BHUK, split_heads(v_BUD, self.num_heads)
 
-    def forward(self, x_BTD: torch.Tensor, source_BUD: torch.Tensor) -> torch.Tensor:
-        return self.attend(x_BTD, *self.project_source(source_BUD))
+    def forward(
+        self, x_BTD: torch.Tensor, source_BUD: torch.Tensor, rotary: Rotary | None = None, query_start: int = 0
+    ) -> torch.Tensor:
+        return self.attend(x_BTD, *self.project_source(source_BUD, rotary), rotary=rotary, query_start=query_start)
 
-    def attend(self, x_BTD: torch.Tensor, k_BHUK: torch.Tensor, v_BHUK: torch.Tensor) -> torch.Tensor:
+    def attend(
+        self,
+        x_BTD: torch.Tensor,
+        k_BHUK: torch.Tensor,
+        v_BHUK: torch.Tensor,
+        *,
+        rotary: Rotary | None = None,
+        query_start: int = 0,
+    ) -> torch.Tensor:
         q_BHTK = split_heads(self.query(x_BTD), self.num_heads)
+        if rotary is not None:
+            q_BHTK = rotary(q_BHTK, query_start)
         dropout_p = self.dropout if self.training else 0.0
         out_BHTK = attention(q_BHTK, k_BHUK, v_BHUK, dropout_p=dropout_p, impl=self.impl)
         return self.out(merge_heads(out_BHTK))

@@ -41,10 +41,19 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(d, eps=eps)
         self.ffn = FeedForward(d, config.d_ff, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
+        # Decision 1: the previous segment's states sit at positions 0..L-1, this segment's
+        # decoder inputs at L..2L-1 (input 0, the BOS, stands for the boundary).
+        self.positioned_context = config.context_positions == "rotary"
+        self.context_offset = config.segment_len
+
+    def context_rotary(self, rotary: Rotary) -> Rotary | None:
+        return rotary if self.positioned_context else None
 
     def forward(self, h_BTD: torch.Tensor, context_BUD: torch.Tensor, rotary: Rotary) -> torch.Tensor:
         h_BTD = h_BTD + self.dropout(self.self_attention(self.self_norm(h_BTD), rotary, causal=True))
-        h_BTD = h_BTD + self.dropout(self.cross_attention(self.cross_norm(h_BTD), context_BUD))
+        crossed_BTD = self.cross_attention(self.cross_norm(h_BTD), context_BUD, self.context_rotary(rotary),
+                                           query_start=self.context_offset)
+        h_BTD = h_BTD + self.dropout(crossed_BTD)
         return h_BTD + self.ffn(self.ffn_norm(h_BTD))
 
     def forward_cached(self, h_BTD: torch.Tensor, start: int, cache: LayerCache, rotary: Rotary) -> torch.Tensor:
@@ -60,7 +69,9 @@ class DecoderLayer(nn.Module):
         # A single new query may see every cached key, so only a prefill needs the causal mask.
         attended_BTD = self.self_attention.finish(q_BHTK, keys_BHUK, values_BHUK, causal=t > 1)
         h_BTD = h_BTD + self.dropout(attended_BTD)
-        crossed_BTD = self.cross_attention.attend(self.cross_norm(h_BTD), cache.cross_k_BHUK, cache.cross_v_BHUK)
+        crossed_BTD = self.cross_attention.attend(self.cross_norm(h_BTD), cache.cross_k_BHUK, cache.cross_v_BHUK,
+                                                  rotary=self.context_rotary(rotary),
+                                                  query_start=self.context_offset + start)
         h_BTD = h_BTD + self.dropout(crossed_BTD)
         return h_BTD + self.ffn(self.ffn_norm(h_BTD))
 
@@ -78,13 +89,13 @@ class Decoder(nn.Module):
             x_BTD = layer(x_BTD, context_BUD, rotary)
         return self.final_norm(x_BTD)
 
-    def new_cache(self, context_BUD: torch.Tensor) -> list[LayerCache]:
+    def new_cache(self, context_BUD: torch.Tensor, rotary: Rotary) -> list[LayerCache]:
         """An empty self-attention cache of one segment and the context's projected keys/values."""
         b = context_BUD.size(0)
         h, k, length = self.config.num_heads, self.config.head_dim, self.config.segment_len
         caches = []
         for layer in self.layers:
-            cross_k_BHUK, cross_v_BHUK = layer.cross_attention.project_source(context_BUD)
+            cross_k_BHUK, cross_v_BHUK = layer.cross_attention.project_source(context_BUD, layer.context_rotary(rotary))
             empty_BHUK = cross_k_BHUK.new_zeros(b, h, length, k)
             caches.append(LayerCache(empty_BHUK, empty_BHUK.clone(), cross_k_BHUK, cross_v_BHUK))
         return caches

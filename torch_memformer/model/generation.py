@@ -122,7 +122,7 @@ def _generate_aligned(
         return GenerationOutput(tokens=new_tokens, state=state)
 
     # Prefill: decoder inputs [BOS, tokens 0 .. p - 1] at positions 0 .. p; output p predicts token p.
-    cache = model.decoder.new_cache(context_BLD)
+    cache = model.decoder.new_cache(context_BLD, model.rotary)
     inputs_BT = torch.cat([tokens_BL.new_full((batch, 1), bos), tokens_BL[:, :p]], dim=1)
     hidden_BD = model.decoder.forward_cached(model.embedding(inputs_BT), 0, cache, model.rotary)[:, -1]
     for step in range(max_new_tokens):
@@ -138,7 +138,7 @@ def _generate_aligned(
             context_BLD, memory_BSD = model.encode_and_write(tokens_BL, memory_BSD)
             p = 0
             if not is_last:
-                cache = model.decoder.new_cache(context_BLD)
+                cache = model.decoder.new_cache(context_BLD, model.rotary)
                 bos_B1 = tokens_BL.new_full((batch, 1), bos)
                 hidden_BD = model.decoder.forward_cached(model.embedding(bos_B1), 0, cache, model.rotary)[:, -1]
         elif not is_last:

@@ -63,14 +63,19 @@ class Memformer(nn.Module):
         d = config.d_model
         # One table for encoder and decoder inputs; the extra last row is the decoder's BOS.
         self.embedding = nn.Embedding(config.vocab_size + 1, d)
-        self.rotary = Rotary(config.head_dim, config.segment_len, config.rope_base)
+        # Two segments of positions when the decoder's cross-attention is rotated (decision 1).
+        positions = config.segment_len * (2 if config.context_positions == "rotary" else 1)
+        self.rotary = Rotary(config.head_dim, positions, config.rope_base)
         self.encoder = Encoder(config)
         if config.use_memory:
             write_heads = config.num_heads if config.write_heads == "multi" else 1
             self.writer = MemoryWriter(
-                d, write_heads, config.write_temperature, config.attention_impl, config.layer_norm_eps
+                d, write_heads, config.write_temperature, config.attention_impl, config.layer_norm_eps,
+                keep_init=config.write_keep_init, segment_len=config.segment_len,
             )
-            self.memory_norm = BiasedMemoryNormalization(config.num_slots, d, forgetting=config.forgetting)
+            self.memory_norm = BiasedMemoryNormalization(
+                config.num_slots, d, forgetting=config.forgetting, init_norm=config.forgetting_init_norm
+            )
         self.decoder = Decoder(config)
         if not config.tie_embeddings:
             self.lm_head = nn.Linear(d, config.vocab_size, bias=False)

@@ -21,17 +21,20 @@ class MemoryWriter(nn.Module):
     another slot, and takes a mixture of its own raw vector and the tokens' values.
 
         q_i = LN(m_i) W_Q,  k_i = LN(m_i) W_K,  K_x = x W_K,  V_x = x W_V
-        a_i = softmax([q_i . k_i ; q_i . K_x] / (sqrt(K) * tau))
+        a_i = softmax([q_i . k_i / (sqrt(K) tau) + b_h ; q_i . K_x / (sqrt(K) tau)])
         m'_i = a_i[0] * m_i + sum_j a_i[j] V_x[j]
 
-    The self term's value is the slot's *raw* vector and there is no output projection, so a slot
+    b_h is our learned per-head keep bias (absent when ``keep_init`` is None). The self term's value is the slot's *raw* vector and there is no output projection, so a slot
     that attends only to itself is left exactly as it was (spec 1.2, decision 4). W_K is shared
     by slot and token keys (decision 4). The LayerNorm on the slots before W_Q / W_K is ours:
     slots are unit vectors and would give logits far smaller than the token keys' otherwise (the
     same reason the reader normalises them, decision 3).
     """
 
-    def __init__(self, d_model: int, num_heads: int, temperature: float, impl: str, eps: float) -> None:
+    def __init__(
+        self, d_model: int, num_heads: int, temperature: float, impl: str, eps: float, *, keep_init: float | None,
+        segment_len: int,
+    ) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.temperature = temperature
@@ -40,47 +43,88 @@ class MemoryWriter(nn.Module):
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
+        # A learned per-head bias on the self logit (ours; decision 13 in docs/architecture.md), like
+        # an LSTM's forget-gate bias: started so that, with equal token logits, a slot keeps
+        # ``keep_init`` of itself at each write. Without it a fresh writer spreads its weight
+        # evenly over the slot and the L tokens and keeps 1 / (L + 1) of each slot per segment, so
+        # nothing survives a few writes and the memory never gets a gradient worth following.
+        self.self_bias_H = None
+        if keep_init is not None:
+            bias = math.log(keep_init / (1.0 - keep_init)) + math.log(segment_len)
+            self.self_bias_H = nn.Parameter(torch.full((num_heads,), bias))
 
     def forward(self, memory_BSD: torch.Tensor, tokens_BTD: torch.Tensor) -> torch.Tensor:
-        """Return the written slots m' (B, S, D), before forgetting."""
+        """Return the written slots m' (B, S, D), before forgetting.
+
+        The self term keeps the carried slot's own dtype (float32 under autocast): a kept slot is
+        then never rounded to bfloat16 on its way through a write (decision 11).
+        """
+        q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK = self._operands(memory_BSD, tokens_BTD)
+        if self.impl == "sdpa" and raw_BHSK.dtype == v_tok_BHTK.dtype:
+            written_BHSK = _write_sdpa(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, self.scale(q_BHSK),
+                                       self.self_bias_H)
+        else:
+            keep_BHS1, take_BHST = self.weights(memory_BSD, tokens_BTD)
+            written_BHSK = _mix(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK)
+        return merge_heads(written_BHSK)
+
+    def weights(self, memory_BSD: torch.Tensor, tokens_BTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The write attention written out (the reference path, and what ``analysis`` reads):
+        a_i[0] as keep (B, H, S, 1) and a_i[1:] as take (B, H, S, T); they sum to 1 per slot."""
+        q_BHSK, k_slot_BHSK, k_tok_BHTK, _, _ = self._operands(memory_BSD, tokens_BTD)
+        scale = self.scale(q_BHSK)
+        self_logit_BHS1 = (q_BHSK * k_slot_BHSK).sum(-1, keepdim=True) * scale
+        if self.self_bias_H is not None:
+            self_logit_BHS1 = self_logit_BHS1 + self.self_bias_H.view(-1, 1, 1).to(self_logit_BHS1.dtype)
+        token_logits_BHST = (q_BHSK @ k_tok_BHTK.transpose(-1, -2)) * scale
+        weights_BHS1T = torch.cat([self_logit_BHS1, token_logits_BHST], dim=-1).softmax(dim=-1)
+        return weights_BHS1T[..., :1], weights_BHS1T[..., 1:]
+
+    def scale(self, q_BHSK: torch.Tensor) -> float:
+        return 1.0 / (math.sqrt(q_BHSK.size(-1)) * self.temperature)
+
+    def _operands(self, memory_BSD: torch.Tensor, tokens_BTD: torch.Tensor) -> tuple[torch.Tensor, ...]:
         normed_BSD = self.slot_norm(memory_BSD)
         q_BHSK = split_heads(self.query(normed_BSD), self.num_heads)
         k_slot_BHSK = split_heads(self.key(normed_BSD), self.num_heads)
         k_tok_BHTK = split_heads(self.key(tokens_BTD), self.num_heads)
         v_tok_BHTK = split_heads(self.value(tokens_BTD), self.num_heads)
         # The raw slot is its own value, cut into head-sized chunks like the projected values.
-        raw_BHSK = split_heads(memory_BSD.to(v_tok_BHTK.dtype), self.num_heads)
-        scale = 1.0 / (math.sqrt(q_BHSK.size(-1)) * self.temperature)
-        if self.impl == "sdpa":
-            written_BHSK = _write_sdpa(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale)
-        else:
-            written_BHSK = _write_reference(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale)
-        return merge_heads(written_BHSK)
+        raw_BHSK = split_heads(memory_BSD, self.num_heads)
+        return q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK
 
 
-def _write_reference(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale: float) -> torch.Tensor:
-    """The equations of spec 1.2, written out: one self logit and T token logits per slot."""
-    self_logit_BHS1 = (q_BHSK * k_slot_BHSK).sum(-1, keepdim=True)
-    token_logits_BHST = q_BHSK @ k_tok_BHTK.transpose(-1, -2)
-    weights_BHS1T = torch.cat([self_logit_BHS1, token_logits_BHST], dim=-1).mul(scale).softmax(dim=-1)
-    keep_BHS1, take_BHST = weights_BHS1T[..., :1], weights_BHS1T[..., 1:]
-    return keep_BHS1 * raw_BHSK + take_BHST @ v_tok_BHTK
+def _mix(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK) -> torch.Tensor:
+    """m' = a[0] m + sum_j a[j] V_x[j] (spec 1.2). The kept share of the raw slot is added in the
+    raw slot's dtype, so under autocast a slot that keeps itself stays float32 exactly; only the
+    new content is computed in low precision."""
+    taken_BHSK = take_BHST @ v_tok_BHTK
+    return keep_BHS1.to(raw_BHSK.dtype) * raw_BHSK + taken_BHSK.to(raw_BHSK.dtype)
 
 
-def _write_sdpa(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale: float) -> torch.Tensor:
+def _write_sdpa(
+    q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, scale: float, self_bias_H: torch.Tensor | None
+) -> torch.Tensor:
     """The same write as one scaled_dot_product_attention call.
 
-    Keys are [all slot keys ; token keys] and values [raw slots ; token values]; a mask lets slot
-    i see only slot key i (the diagonal) and every token, which is exactly the reference's
-    1 + T logits per slot.
+    Keys are [all slot keys ; token keys] and values [raw slots ; token values]; an additive mask
+    lets slot i see only slot key i (the diagonal, plus the self bias) and every token, which is
+    exactly the reference's 1 + T logits per slot.
     """
     s, t = q_BHSK.size(-2), k_tok_BHTK.size(-2)
     keys_BHUK = torch.cat([k_slot_BHSK, k_tok_BHTK], dim=-2)
     values_BHUK = torch.cat([raw_BHSK, v_tok_BHTK], dim=-2)
     own_slot_SS = torch.eye(s, dtype=torch.bool, device=q_BHSK.device)
-    all_tokens_ST = torch.ones(s, t, dtype=torch.bool, device=q_BHSK.device)
-    allowed_SU = torch.cat([own_slot_SS, all_tokens_ST], dim=-1)
-    return F.scaled_dot_product_attention(q_BHSK, keys_BHUK, values_BHUK, attn_mask=allowed_SU, scale=scale)
+    if self_bias_H is None:
+        all_tokens_ST = torch.ones(s, t, dtype=torch.bool, device=q_BHSK.device)
+        mask = torch.cat([own_slot_SS, all_tokens_ST], dim=-1)
+    else:
+        dtype = q_BHSK.dtype
+        other_slots_SS = torch.zeros(s, s, dtype=dtype, device=q_BHSK.device).masked_fill(~own_slot_SS, float("-inf"))
+        slots_HSS = other_slots_SS + own_slot_SS.to(dtype) * self_bias_H.to(dtype).view(-1, 1, 1)
+        tokens_HST = q_BHSK.new_zeros(self_bias_H.size(0), s, t)
+        mask = torch.cat([slots_HSS, tokens_HST], dim=-1)
+    return F.scaled_dot_product_attention(q_BHSK, keys_BHUK, values_BHUK, attn_mask=mask, scale=scale)
 
 
 class BiasedMemoryNormalization(nn.Module):
@@ -92,13 +136,17 @@ class BiasedMemoryNormalization(nn.Module):
     normalised and still start from the normalised learned vector.
     """
 
-    def __init__(self, num_slots: int, d_model: int, *, forgetting: bool, eps: float = 1e-6) -> None:
+    def __init__(
+        self, num_slots: int, d_model: int, *, forgetting: bool, init_norm: float = 1.0, eps: float = 1e-6
+    ) -> None:
         super().__init__()
         self.forgetting = forgetting
         self.eps = eps
-        # Decision 5: random directions (so the slots differ), norm about 1.
+        # Decision 5: random directions (so the slots differ), norm ``init_norm``. The norm sets
+        # how fast a kept slot turns towards v_i at each write (a unit slot plus a bias of norm n
+        # turns by about n radians when orthogonal to it), so it starts small: see decision 5.
         bias_SD = torch.randn(num_slots, d_model)
-        self.bias_SD = nn.Parameter(bias_SD / bias_SD.norm(dim=-1, keepdim=True))
+        self.bias_SD = nn.Parameter(init_norm * bias_SD / bias_SD.norm(dim=-1, keepdim=True))
 
     def initial_memory(self) -> torch.Tensor:
         """m_0 = v / ||v||: (S, D)."""

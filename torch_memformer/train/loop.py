@@ -31,6 +31,7 @@ from ..checkpoint import load_model, save_model
 from ..data import TokenizedCorpus, TrainStream, resolve_tokenizer, tokenized_split
 from ..errors import UserError
 from ..evaluate import EvalResult, evaluate
+from ..model import Memformer
 from . import distributed
 from .checkpointing import TrainingState, write_training_state
 from .config import OPTIMISER_FIELDS, TrainConfig
@@ -266,16 +267,10 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug, data) -
                 # ---- hook: validation
                 if valid_corpus is not None and config.eval_every and (step % config.eval_every == 0
                                                                         or step == config.steps):
-                    valid_result = evaluate(model, valid_corpus, batch_size=config.eval_batch_size,
-                                            max_batches=config.eval_batches or None, autocast_dtype=precision.dtype,
-                                            rank=dist_info.rank, world_size=dist_info.world_size)
+                    valid_result, reset_result = _validate(model, valid_corpus, config, precision, dist_info)
                     if is_main:
-                        metrics.write("valid", step, {"loss": valid_result.loss,
-                                                      "bits_per_byte": valid_result.bits_per_byte,
-                                                      "perplexity": valid_result.perplexity,
-                                                      "tokens": valid_result.num_targets})
-                        _write(bar, f"step {step}: valid {valid_result.bits_per_byte:.3f} bits/byte (perplexity "
-                                    f"{valid_result.perplexity:.2f}) on {valid_result.num_targets:,} tokens")
+                        metrics.write("valid", step, _valid_metrics(valid_result, reset_result))
+                        _write(bar, _valid_line(step, valid_result, reset_result, tokenizer))
                     interval_start = time.perf_counter()
 
                 # ---- hook: checkpoint (and a clean stop on Ctrl-C / SIGTERM)
@@ -316,6 +311,36 @@ def _optional_valid(spec, tokenizer, cache_dir, *, wanted: bool):
     except ValueError as error:
         logger.warning("no validation during training: %s", error)
         return None
+
+
+def _validate(model, corpus, config, precision, dist_info) -> tuple[EvalResult, EvalResult | None]:
+    """The valid loss with the memory carried and, for a Memformer with a memory, with it reset to
+    M_0 before every segment: their difference is what the memory is worth (the memory-use signal)."""
+    kwargs = dict(batch_size=config.eval_batch_size, max_batches=config.eval_batches or None,
+                  autocast_dtype=precision.dtype, rank=dist_info.rank, world_size=dist_info.world_size)
+    carried = evaluate(model, corpus, **kwargs)
+    has_memory = isinstance(model, Memformer) and model.config.use_memory
+    return carried, (evaluate(model, corpus, reset_memory=True, **kwargs) if has_memory else None)
+
+
+def _valid_metrics(carried: EvalResult, reset: EvalResult | None) -> dict[str, float]:
+    values = {"loss": carried.loss, "bits_per_byte": carried.bits_per_byte, "perplexity": carried.perplexity,
+              "tokens": carried.num_targets}
+    if reset is not None:
+        values.update(bits_per_byte_memory_reset=reset.bits_per_byte,
+                      memory_gain_bits_per_byte=reset.bits_per_byte - carried.bits_per_byte)
+    return values
+
+
+def _valid_line(step: int, carried: EvalResult, reset: EvalResult | None, tokenizer) -> str:
+    """One progress line per validation; with a memory, what carrying it is worth in bits per byte
+    (positive: the model uses its memory; zero or negative: it does not, yet)."""
+    line = (f"step {step}: valid {carried.bits_per_byte:.4f} bits/byte (perplexity {carried.perplexity:.2f}) on "
+            f"{carried.num_targets:,} tokens")
+    if reset is not None:
+        line += (f"; memory reset every segment {reset.bits_per_byte:.4f}: the memory is worth "
+                 f"{reset.bits_per_byte - carried.bits_per_byte:+.4f} bits/byte")
+    return line
 
 
 def _adamw(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:

@@ -45,6 +45,9 @@ class MemformerHFConfig(PretrainedConfig):
     forgetting: bool = True
     use_memory: bool = True
     write_heads: str = "multi"
+    write_keep_init: float | None = 0.9
+    forgetting_init_norm: float = 0.1
+    context_positions: str = "rotary"
     tie_embeddings: bool = True
     rope_base: float = 10000.0
     attention_impl: str = "sdpa"

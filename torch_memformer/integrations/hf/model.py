@@ -77,7 +77,8 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
                 module.sin_TK.copy_(fresh.sin_TK)
         elif isinstance(module, BiasedMemoryNormalization):
             if not getattr(module.bias_SD, "_is_hf_initialized", False):
-                fresh = BiasedMemoryNormalization(*module.bias_SD.shape, forgetting=module.forgetting)
+                fresh = BiasedMemoryNormalization(*module.bias_SD.shape, forgetting=module.forgetting,
+                                                  init_norm=self.config.forgetting_init_norm)
                 with torch.no_grad():
                     module.bias_SD.copy_(fresh.bias_SD)
         elif isinstance(module, Memformer):
