@@ -201,3 +201,40 @@ def test_trainer_trains_evaluates_with_compute_metrics_and_predicts(tmp_path):
     assert predicted.predictions.shape == (6, 20, 256)  # the logits only: the state is not gathered
     torch.testing.assert_close(torch.from_numpy(predicted.predictions), logits, rtol=0, atol=1e-5)
     assert predicted.metrics["test_accuracy"] == pytest.approx(expected_accuracy)
+
+
+# ---------------------------------------------------------------------------- PEFT
+
+
+def test_peft_lora_with_default_target_modules():
+    peft = pytest.importorskip("peft")
+    from torch_memformer.integrations.hf import LORA_TARGET_MODULES
+
+    base = fresh_hf()
+    ids = ids_of(2, 19, seed=13)
+    with torch.no_grad():
+        base_logits = base(ids).logits
+    targets = [name for name, module in base.named_modules()
+               if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in LORA_TARGET_MODULES]
+    model = peft.get_peft_model(base, peft.LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8))
+    adapted = [name for name, module in model.named_modules() if isinstance(module, peft.tuners.lora.LoraLayer)]
+    assert len(adapted) == len(targets) > 10
+    assert {name.rsplit(".", 1)[-1] for name in adapted} == set(LORA_TARGET_MODULES)
+    with torch.no_grad():  # LoRA starts as the identity (B = 0)
+        torch.testing.assert_close(model(input_ids=ids).logits, base_logits, rtol=0, atol=1e-6)
+    # Train the adapters a little; the stream state passes through PEFT's forward.
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    first = model(input_ids=ids[:, :10], labels=ids[:, :10])
+    out = model(input_ids=ids[:, 10:], labels=ids[:, 10:], memformer_state=first.memformer_state)
+    (first.loss + out.loss).backward()
+    trained = {name for name, p in model.named_parameters() if p.grad is not None}
+    assert trained and all("lora_" in name for name in trained)
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        adapted_logits = model(input_ids=ids).logits
+        assert not torch.allclose(adapted_logits, base_logits, atol=1e-4)
+        merged = model.merge_and_unload()
+        assert type(merged) is MemformerForCausalLM
+        torch.testing.assert_close(merged(ids).logits, adapted_logits, rtol=0, atol=1e-5)
