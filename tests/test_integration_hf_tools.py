@@ -238,3 +238,16 @@ def test_peft_lora_with_default_target_modules():
         merged = model.merge_and_unload()
         assert type(merged) is MemformerForCausalLM
         torch.testing.assert_close(merged(ids).logits, adapted_logits, rtol=0, atol=1e-5)
+
+
+def test_the_adapters_state_goes_to_a_file_like_the_native_one(tmp_path):
+    from torch_memformer.state_file import load_state, save_state
+
+    model = fresh_hf()
+    ids = ids_of(1, 30, seed=14)
+    with torch.no_grad():
+        first = model(ids[:, :19])
+        save_state(tmp_path / "hf.state", first.memformer_state, model=model.memformer)
+        state = load_state(tmp_path / "hf.state", model=model.memformer)
+        assert torch.equal(model(ids[:, 19:], memformer_state=state).logits,
+                           model(ids[:, 19:], memformer_state=first.memformer_state).logits)
