@@ -166,6 +166,7 @@ def lm_examples(count: int, length: int, seed: int) -> list[dict[str, torch.Tens
     return [{"input_ids": row, "labels": row.clone()} for row in ids]
 
 
+@pytest.mark.filterwarnings("ignore:`(gradient|is_gradient)_checkpointing.*` is deprecated:FutureWarning")
 def test_trainer_trains_evaluates_with_compute_metrics_and_predicts(tmp_path):
     from transformers import Trainer, TrainingArguments
 
@@ -179,11 +180,13 @@ def test_trainer_trains_evaluates_with_compute_metrics_and_predicts(tmp_path):
 
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=4,
                              per_device_eval_batch_size=2, learning_rate=1e-2, report_to="none", use_cpu=True,
-                             save_strategy="no", logging_steps=1, seed=0, dataloader_num_workers=0)
+                             save_strategy="no", logging_steps=1, seed=0, dataloader_num_workers=0,
+                             gradient_checkpointing=True)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=held_out, compute_metrics=accuracy)
     result = trainer.train()
     assert result.global_step == 3 and torch.isfinite(torch.tensor(result.training_loss))
+    assert model.gradient_checkpointing  # switched on by TrainingArguments
     assert any(not torch.equal(value, before[name]) for name, value in model.state_dict().items())
 
     metrics = trainer.evaluate()
