@@ -209,6 +209,7 @@ def test_trainer_trains_evaluates_with_compute_metrics_and_predicts(tmp_path):
 # ---------------------------------------------------------------------------- PEFT
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # PEFT asks
 def test_peft_lora_with_default_target_modules():
     peft = pytest.importorskip("peft")
     from torch_memformer.integrations.hf import LORA_TARGET_MODULES
