@@ -3,6 +3,9 @@ request type equals a plain computation from the full forward."""
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -156,3 +159,15 @@ def test_bad_arguments_are_refused(model, tmp_path, capsys):
     assert main(["lm-eval", "--checkpoint", str(tmp_path / "ckpt"), "--tasks", "memformer_bpb",
                  "--include-path", str(tmp_path / "missing")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_registering_memformer_keeps_lm_evals_own_models():
+    # A fresh process: lm-eval loads its built-in models only into an empty registry, so the order of
+    # imports is what is tested here, and another test may already have imported lm_eval.models.
+    script = ("import torch_memformer.integrations.lm_eval\n"
+              "from lm_eval.api.registry import get_model\n"
+              "print(get_model('hf').__name__, get_model('memformer').__name__, get_model('dummy').__name__)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["HFLM", "MemformerLM", "DummyLM"]

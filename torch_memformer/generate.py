@@ -5,14 +5,16 @@
 
 The model samples ``chunk_tokens`` tokens per call to its own ``generate`` (a cached decoder
 step per token, the memory carried across segments); the state is carried from call to call.
-Text is decoded incrementally: a byte (or byte-level BPE) token may end inside a multi-byte UTF-8
+The generator's return value (``yield from``, or ``StopIteration.value``) is the stream's state
+after the prompt and every new token, which ``state=`` continues later (``state_file.py`` keeps it
+in a file). Text is decoded incrementally: a byte (or byte-level BPE) token may end inside a multi-byte UTF-8
 character, so a trailing incomplete character is held back until the bytes that finish it
 arrive (``IncrementalDecoder``). Bytes that never form a character come out as U+FFFD.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import torch
@@ -67,12 +69,15 @@ def generate_text(
     top_p: float | None = None,
     seed: int | None = None,
     chunk_tokens: int = 8,
-) -> Iterator[str]:
-    """Yield the text of ``max_new_tokens`` sampled tokens following ``prompt``, piece by piece.
+    state: Any | None = None,
+) -> Generator[str, None, Any]:
+    """Yield the text of ``max_new_tokens`` sampled tokens following ``prompt``, piece by piece;
+    return the state after the prompt and every new token.
 
     ``prompt`` must encode to at least one token (the first token of a stream is never
     predicted, spec decision 6, so there must be something to continue). ``temperature`` 0 is
-    greedy. ``seed`` fixes the sample (None: the global generator).
+    greedy. ``seed`` fixes the sample (None: the global generator). ``state`` (batch 1) continues
+    a stream: the prompt is read after it; None starts a fresh one.
     """
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("the prompt is empty; give at least one character to continue from")
@@ -94,8 +99,9 @@ def generate_text(
     # The state covers everything but the last token, which each call reads before sampling.
     with torch.no_grad():
         prompt_1N = torch.tensor([ids], dtype=torch.long, device=device)
-        state = model.advance(prompt_1N[:, :-1], state=None) if prompt_1N.size(1) > 1 else None
+        state = model.advance(prompt_1N[:, :-1], state=state) if prompt_1N.size(1) > 1 else state
         last_11 = prompt_1N[:, -1:]
+        unread_1U = last_11  # tokens not yet in the state
         remaining = max_new_tokens
         while remaining > 0:
             count = min(chunk_tokens, remaining)
@@ -103,6 +109,7 @@ def generate_text(
                                  generator=generator)
             new_1C = out.tokens
             remaining -= count
+            unread_1U = torch.cat([last_11, new_1C], dim=1)
             piece = decoder.push(new_1C[0].tolist())
             if piece:
                 yield piece
@@ -110,6 +117,8 @@ def generate_text(
                 # The next call reads the last sampled token itself; carry the state before it.
                 state = model.advance(torch.cat([last_11, new_1C[:, :-1]], dim=1), state=state)
                 last_11 = new_1C[:, -1:]
+        final_state = model.advance(unread_1U, state=state)
     tail = decoder.flush()
     if tail:
         yield tail
+    return final_state

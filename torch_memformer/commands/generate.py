@@ -1,6 +1,11 @@
 """``memformer generate``: continue a prompt with a trained model, printing text as it comes.
 
     memformer generate --checkpoint runs/quickstart --prompt "def main(" --max-new-tokens 300
+
+A stream can be kept in a state file and continued later (``state_file.py``):
+
+    memformer generate --checkpoint runs/q --prompt "$(cat notes.txt)" --max-new-tokens 0 --state-out notes.state
+    memformer generate --checkpoint runs/q --state-in notes.state --prompt "Summary:" --state-out notes.state
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: one per core)")
     parser.add_argument("--no-echo", action="store_true", help="print only the continuation, not the prompt")
+    parser.add_argument("--state-in", type=Path, default=None,
+                        help="continue the stream saved in this state file (--state-out of an earlier run of the "
+                             "same model); the prompt is read after it")
+    parser.add_argument("--state-out", type=Path, default=None,
+                        help="write the stream's state after the prompt and the new tokens to this file "
+                             "(with --max-new-tokens 0: read the prompt into a state without generating)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..generate import generate_text
     from ..model.generation import check_sampling
     from ..runs import resolve_checkpoint
+    from ..state_file import load_state, save_state
     from ..train.precision import resolve_device
     from ._threads import set_threads
 
@@ -44,12 +56,25 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(resolve_checkpoint(args.checkpoint), device=resolve_device(args.device))
     if loaded.tokenizer is None:
         raise UserError(f"checkpoint {loaded.directory} has no tokenizer files; cannot turn text into token ids")
+    state = None
+    if args.state_in is not None:
+        state = load_state(args.state_in, model=loaded.model, tokenizer=loaded.tokenizer)
+        if state.batch_size != 1:
+            raise UserError(f"{args.state_in} holds {state.batch_size} streams; generate continues one")
     pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
-                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                           state=state)
     if not args.no_echo:
         sys.stdout.write(args.prompt)
-    for piece in pieces:
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration as stop:  # the generator returns the state after every token
+            state = stop.value
+            break
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    if args.state_out is not None:
+        save_state(args.state_out, state, model=loaded.model, tokenizer=loaded.tokenizer)
     return 0

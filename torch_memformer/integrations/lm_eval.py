@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lm_eval.models  # noqa: F401  (before register_model: see below)
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
@@ -53,6 +54,9 @@ DEFAULT_WINDOW_SEGMENTS = 8
 GENERATION_CHUNK = 32
 
 
+# lm-eval fills its registry with the built-in models ("hf", "vllm", ...) only when the registry is
+# empty at the first lookup; importing lm_eval.models above fills it first (lazily: names only), so
+# registering "memformer" does not hide them.
 @register_model(MODEL_NAME)
 class MemformerLM(LM):
     """An lm-eval ``LM`` over a checkpoint of this project (``checkpoint.save_model``).

@@ -8,7 +8,9 @@
     out = model(next_ids, memformer_state=out.memformer_state)       # continue the stream
 
 Importing this module registers ``MemformerHFConfig`` with ``AutoConfig`` and
-``MemformerForCausalLM`` with ``AutoModelForCausalLM`` under model_type ``"memformer"``.
+``MemformerForCausalLM`` with ``AutoModelForCausalLM`` under model_type ``"memformer"``, and, when
+PEFT is installed, LoRA's default target modules for it (``lora.py``). A saved directory also
+loads without this import, through ``trust_remote_code=True`` (``remote_code.py``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from .config import MemformerHFConfig
 from .convert import from_native, hf_to_native, native_to_hf
+from .lora import LORA_TARGET_MODULES, declare_lora_target_modules
 from .model import MemformerCausalLMOutput, MemformerForCausalLM
 from .tokenizer import byte_level_backend, from_hf_tokenizer_file, to_hf_tokenizer
 
 AutoConfig.register(MemformerHFConfig.model_type, MemformerHFConfig, exist_ok=True)
 AutoModelForCausalLM.register(MemformerHFConfig, MemformerForCausalLM, exist_ok=True)
+declare_lora_target_modules()
 
 __all__ = [
+    "LORA_TARGET_MODULES",
     "MemformerCausalLMOutput",
     "MemformerForCausalLM",
     "MemformerHFConfig",

@@ -6,16 +6,21 @@ native model. ``tests/test_integration_hf.py`` checks the two field lists cannot
 
 Written in the transformers 5 style (annotated class attributes; the base class turns the class
 into a keyword-only dataclass).
+
+``save_pretrained`` also writes the ``trust_remote_code`` modules and ``auto_map``
+(``remote_code.py``), so a saved directory loads without importing this package first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from transformers import PretrainedConfig
 
 from ...config import MemformerConfig
+from .remote_code import AUTO_MAP, write_remote_code
 
 MODEL_TYPE = "memformer"
 
@@ -31,6 +36,9 @@ class MemformerHFConfig(PretrainedConfig):
     model_type = MODEL_TYPE
     # Generic names that transformers utilities (device maps, logging) look up.
     attribute_map = {"hidden_size": "d_model", "num_attention_heads": "num_heads", "intermediate_size": "d_ff"}
+    # Model outputs that Trainer's evaluate/predict must not gather: the stream state is an object
+    # of several tensors with different shapes, not a per-example prediction.
+    keys_to_ignore_at_inference = ["memformer_state"]
 
     vocab_size: int = 256
     d_model: int = 256
@@ -57,6 +65,20 @@ class MemformerHFConfig(PretrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         self.to_memformer_config()  # validates every field; ValueError names the field and the fix
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """As ``PretrainedConfig.save_pretrained``, plus the ``trust_remote_code`` modules beside
+        ``config.json`` and the ``auto_map`` naming them (``remote_code.py``)."""
+        write_remote_code(save_directory)
+        self.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class: Any = "AutoConfig") -> None:
+        """A no-op. transformers calls it after loading through ``trust_remote_code`` and then, on
+        save, copies the file defining the class (``config.py``, whose package-relative imports
+        cannot work on their own); ``save_pretrained`` writes the re-exporting modules instead."""
+        del auto_class
 
     def to_memformer_config(self) -> MemformerConfig:
         """The native config (validated)."""

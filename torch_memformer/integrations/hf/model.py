@@ -14,6 +14,11 @@ the prefix ``memformer.`` (``convert.py`` relies on that). It adds nothing to th
   zeros). Padding is not read at all: rows with the same padding are run together on their real
   tokens only, so the logits, the loss and the returned state are exactly those of the unpadded
   rows (logits at padded positions are 0). Holes inside a row are refused.
+- ``gradient_checkpointing_enable()`` makes a training forward one ``torch.utils.checkpoint`` per
+  segment (only the state between segments and the logits are kept; backward re-runs each
+  segment). ``resize_token_embeddings`` to another size is refused before anything changes.
+  ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` are accepted as None only
+  (PEFT passes them).
 - ``generate`` (from ``GenerationMixin``) works for greedy search and sampling. It re-reads the
   whole sequence at every step (``prepare_inputs_for_generation``; no ``transformers`` cache): right
   but quadratic in the generated length. ``stream_generate`` is the fast path: the native
@@ -54,11 +59,14 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
     main_input_name = "input_ids"
     # One stream step touches every part of the model; device maps must keep it on one device.
     _no_split_modules = ["Memformer"]
-    supports_gradient_checkpointing = False
+    # transformers' gradient_checkpointing_enable sets ``gradient_checkpointing`` and
+    # ``_gradient_checkpointing_func`` (torch.utils.checkpoint, non-reentrant) on this module.
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: MemformerHFConfig) -> None:
         super().__init__(config)
         self.memformer = Memformer(config.to_memformer_config())
+        self.gradient_checkpointing = False
         self.post_init()
 
     # ------------------------------------------------------------------ transformers hooks
@@ -98,6 +106,38 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         # The stream state is not a key/value cache; generate must not build one.
         return False
 
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> torch.nn.Module:
+        """Returns the input embedding when asked for the current size; any other size is refused
+        with a ValueError before anything changes.
+
+        The table has vocab_size + 1 rows (the last is the decoder's begin-of-segment input), the
+        output head is a slice of it (or its own matrix), and the native config fixes vocab_size:
+        growing it in place is not supported yet.
+        """
+        del mean_resizing
+        vocab = self.config.vocab_size
+        same_size = new_num_tokens is None or new_num_tokens == vocab
+        if same_size and (pad_to_multiple_of is None or vocab % pad_to_multiple_of == 0):
+            return self.get_input_embeddings()
+        target = vocab if new_num_tokens is None else new_num_tokens
+        if pad_to_multiple_of:
+            target = -(-target // pad_to_multiple_of) * pad_to_multiple_of
+        raise ValueError(
+            f"MemformerForCausalLM cannot resize its vocabulary ({vocab} -> {target}); nothing was changed. Its "
+            "embedding has vocab_size + 1 rows (the last is the decoder's begin-of-segment input) and the output "
+            "head slices it; train or convert a model with the vocabulary you need"
+        )
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class: Any = "AutoModel") -> None:
+        """A no-op. transformers calls it after loading through ``trust_remote_code`` and then, on
+        save, copies the file defining the class (``model.py``, whose package-relative imports
+        cannot work on their own); ``save_pretrained`` writes the re-exporting modules instead
+        (``MemformerHFConfig.save_pretrained``, ``remote_code.py``)."""
+        del auto_class
+
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> "MemformerForCausalLM":
         """As ``PreTrainedModel.from_pretrained``, but reading safetensors only (never a pickle)."""
@@ -117,6 +157,9 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         reset: torch.Tensor | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> MemformerCausalLMOutput | tuple:
         """Read ``input_ids`` (B, N) after ``memformer_state`` (fresh streams if None).
 
@@ -124,11 +167,23 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         ignored too). ``reset`` (B,) bool: those rows start new streams at their first real token.
         ``use_cache`` is accepted for transformers' sake and has no effect (the state is always
         returned). ``return_dict=False`` gives the tuple (loss, logits, memformer_state) without Nones.
+        ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` exist because PEFT
+        passes them; only their default (None or False) is accepted.
         """
         del use_cache
+        if inputs_embeds is not None:
+            raise ValueError("MemformerForCausalLM does not take inputs_embeds yet; pass input_ids")
+        if output_attentions or output_hidden_states:
+            raise ValueError("MemformerForCausalLM returns neither attentions nor hidden states; leave "
+                             "output_attentions and output_hidden_states unset")
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError("input_ids must be a (batch, tokens) tensor of token ids")
-        if attention_mask is None or bool(attention_mask.all()):
+        if (attention_mask is None or bool(attention_mask.all())) and self._checkpointing():
+            logits, state = self._checkpointed_forward(input_ids, memformer_state, reset)
+            loss = None
+            if labels is not None:
+                loss = shifted_cross_entropy(logits, _mask_labels(labels, torch.ones_like(input_ids)))
+        elif attention_mask is None or bool(attention_mask.all()):
             out = self.memformer(input_ids, state=memformer_state, labels=labels, reset=reset)
             logits, state, loss = out.logits, out.state, out.loss
         else:
@@ -163,8 +218,12 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
                 pieces.append((rows, start, None, rows_state))
                 continue
             rows_reset = None if reset is None else reset[rows]
-            out = self.memformer(input_ids[rows, start:end], state=rows_state, reset=rows_reset)
-            pieces.append((rows, start, out.logits, out.state))
+            if self._checkpointing():
+                logits, rows_state = self._checkpointed_forward(input_ids[rows, start:end], rows_state, rows_reset)
+            else:
+                out = self.memformer(input_ids[rows, start:end], state=rows_state, reset=rows_reset)
+                logits, rows_state = out.logits, out.state
+            pieces.append((rows, start, logits, rows_state))
         weight = self.memformer.embedding.weight
         logits_BNV = weight.new_zeros(batch, n, self.config.vocab_size)
         for rows, start, logits, _ in pieces:
@@ -173,6 +232,42 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         order = torch.tensor([row for rows, _, _, _ in pieces for row in rows], device=input_ids.device)
         new_state = MemformerState.cat([s for _, _, _, s in pieces]).select(torch.argsort(order))
         return logits_BNV, new_state
+
+    def _checkpointing(self) -> bool:
+        return self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+
+    def _checkpointed_forward(
+        self, input_ids_BN: torch.Tensor, state: MemformerState | None, reset: torch.Tensor | None
+    ) -> tuple[torch.Tensor, MemformerState]:
+        """The native forward in pieces that end at segment boundaries, each one checkpoint.
+
+        Reading a stream in pieces gives the logits and state of one call (the state carries
+        everything), so only the state between pieces and the logits are kept for backward, which
+        runs each piece forward again. A piece's last logits predict the next piece's first token,
+        so each piece also encodes the segment it completes: the same work as one call. Where the
+        pieces are cut never changes a value, only the memory held.
+        """
+        batch, n = input_ids_BN.shape
+        if state is None:
+            state = self.memformer.init_state(batch, device=input_ids_BN.device)
+        length = self.config.segment_len
+        first = length - int(state.position[0]) if reset is None else length
+        cuts = [0, *range(first, n, length), n] if first < n else [0, n]
+        names = list(state.tensors())
+
+        def piece(ids_BT: torch.Tensor, piece_reset: torch.Tensor | None, *tensors: torch.Tensor):
+            out = self.memformer(ids_BT, state=MemformerState.from_tensors(dict(zip(names, tensors))), reset=piece_reset)
+            return (out.logits, *out.state.tensors().values())
+
+        logits_parts = []
+        for i, (start, end) in enumerate(zip(cuts[:-1], cuts[1:])):
+            piece_reset = reset if i == 0 else None
+            logits_BTV, *tensors = self._gradient_checkpointing_func(
+                piece, input_ids_BN[:, start:end], piece_reset, *state.tensors().values()
+            )
+            logits_parts.append(logits_BTV)
+            state = MemformerState.from_tensors(dict(zip(names, tensors)))
+        return torch.cat(logits_parts, dim=1), state
 
     # ------------------------------------------------------------------ generation
 
