@@ -258,19 +258,33 @@ def test_digits_checks_tell_a_clear_reversal_from_noise():
     assert worst["holds"] and worst["beyond_noise"]
 
 
-def test_recall_quick_writes_its_files(tmp_path, capsys):
-    result = _run_quick("recall", tmp_path, capsys)
+@pytest.mark.parametrize("name, scored", [("recall", "num_pairs"), ("copy-after-gap", "payload_len"),
+                                           ("value-tracking", None)])
+def test_memory_task_quick_writes_its_files(tmp_path, capsys, name, scored):
+    result = _run_quick(name, tmp_path, capsys)
     assert {"plan", "task", "runs", "summary", "tokens_per_model"} <= set(result)
     gaps = [str(g) for g in result["plan"]["test_gaps"]]
     assert {r["model"] for r in result["runs"]} == {"memformer", "transformer-xl", "no-memory"}
+    per_document = 1 if scored is None else result["task"][scored]
     for run in result["runs"]:
         assert list(run["by_gap"]) == gaps
-        for scored in run["by_gap"].values():
-            assert 0.0 <= scored["accuracy"] <= 1.0
-            assert scored["values"] == result["plan"]["test_documents"] * result["task"]["num_pairs"]
+        for scored_values in run["by_gap"].values():
+            assert 0.0 <= scored_values["accuracy"] <= 1.0
+            assert scored_values["values"] == result["plan"]["test_documents"] * per_document
     summary = result["summary"]
     assert summary["chance"] == result["task"]["chance"]
-    assert "memformer_short_target_met" in summary and "transformer_xl_at_chance_from_gap" in summary
+    assert summary["targets"] and all({"gaps", "accuracy", "met", "observed"} <= set(t) for t in summary["targets"])
+    assert "transformer_xl_at_chance_from_gap" in summary
     txl = summary["models"]["transformer-xl"]
     assert txl["state_bytes_per_row"] <= summary["models"]["memformer"]["state_bytes_per_row"]
     assert txl["receptive_field"] == txl["mem_len"] * 2
+
+
+def test_memory_task_ablation_flags_reach_the_memformer_models(tmp_path, capsys):
+    result = _run_quick("recall", tmp_path, capsys, "--models", "memformer,no-memory",
+                        "--model-config", '{"write_keep_init": null, "context_positions": "none"}')
+    assert {r["model"] for r in result["runs"]} == {"memformer", "no-memory"}
+    for run in result["runs"]:
+        assert run["model_config"]["write_keep_init"] is None
+        assert run["model_config"]["context_positions"] == "none"
+    assert main(["bench", "recall", "--quick", "--models", "lstm", "--out", str(tmp_path / "x")]) == 2
