@@ -59,6 +59,11 @@ def test_train_writes_the_run_then_eval_and_generate_read_it(trained, capsys):
     losses = [r["loss"] for r in records if r["kind"] == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0]  # it learns something even in 8 steps
     assert [r["step"] for r in records if r["kind"] == "valid"] == [4, 8]
+    # The memory-use signal: every validation also scores the memory reset every segment.
+    for valid in (r for r in records if r["kind"] == "valid"):
+        carried, reset = valid["bits_per_byte"], valid["bits_per_byte_memory_reset"]
+        assert valid["memory_gain_bits_per_byte"] == pytest.approx(reset - carried, abs=1e-12)
+        assert carried != reset
     state = read_training_state(checkpoint)
     assert state.step == 8 and state.stream["position"] == 8 and state.config.preset == "tiny"
     assert state.carried["memory"].shape == (2, 4, 32)  # batch 2, 4 slots, d_model 32
@@ -99,6 +104,11 @@ def test_every_model_and_method_trains_evaluates_and_generates(flags, model_type
     assert load_model(resolve_checkpoint(tmp_path / "run")).model_type == model_type
     losses = train_losses(tmp_path / "run")
     assert len(losses) == 3 and all(loss == loss for _, loss in losses)
+    valid = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "valid"]
+    # Only a model with a memory reports what it is worth (the baselines and the ablation have none).
+    has_memory = model_type == "memformer" and "no-memory" not in flags
+    assert valid and all(("memory_gain_bits_per_byte" in r) == has_memory for r in valid)
     assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--max-batches", "2", *common]) == 0
     out = capsys.readouterr().out
     assert "memory carried:" in out and ("memory reset every segment:" in out) == (model_type == "memformer")
