@@ -2,7 +2,8 @@
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 User mistakes (``UserError``, ``ValueError`` from config validation, argparse errors) end as one
-line on stderr and exit code 2; Ctrl-C ends with 130.
+line on stderr and exit code 2; Ctrl-C ends with 130; a failure of the machine (``OSError``: disk
+full, ...) is one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from . import commands
 from .errors import UserError
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -66,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memformer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        # The machine, not the input: a full disk, a vanished mount, a permission. One line (the
+        # traceback with --verbose); the run directory stays valid (docs/cli.md, interruptions).
+        logging.getLogger(__name__).debug("", exc_info=True)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"memformer: error: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

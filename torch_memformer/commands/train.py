@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -136,12 +137,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
     debug = DebugOptions(slow_save_seconds=args.debug_slow_save, slow_step_seconds=args.debug_slow_step)
-    result = train(config, out_dir=args.out, resume=resume, dist_info=dist_info, cache_dir=cache_dir, debug=debug)
+    try:
+        result = train(config, out_dir=args.out, resume=resume, dist_info=dist_info, cache_dir=cache_dir,
+                       debug=debug)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without saving (train/interrupt.py)
+        if dist_info.is_main:
+            print(f"memformer: interrupted without saving; continue from the last checkpoint (or step 0 if there "
+                  f"is none) with: memformer train --out {args.out} --resume", file=sys.stderr, flush=True)
+        return 130
     if not dist_info.is_main:
         return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"memformer: interrupted at step {result.step}; saved {result.checkpoint}; continue with: "
-              f"memformer train --out {args.out} --resume", flush=True)
+              f"memformer train --out {args.out} --resume", file=sys.stderr, flush=True)
         return 130
     print(f"trained to step {result.step} in {_duration(result.seconds)} ({result.tokens_per_second:,.0f} tokens/s); "
           f"last training loss {result.loss:.4f} nats/token")
