@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     flags = ["--preset", "tiny", "--data", str(data), "--cache-dir", str(cache), "--precision", "fp32",
              "--threads", "1"]
     assert main(["train", *flags, "--out", str(root / "whole")]) == 0
-    return flags, train_losses(root / "whole")
+    return flags, train_losses(root / "whole"), root / "whole"
 
 
 def _stuck_folder(run):
@@ -42,7 +42,7 @@ def _stuck_folder(run):
 
 @pytest.mark.parametrize("resume", [False, True], ids=["same-command", "resume"])
 def test_a_folder_without_a_checkpoint_starts_again_from_step_0(setup, tmp_path, caplog, capsys, resume):
-    flags, expected = setup
+    flags, expected, _ = setup
     run = tmp_path / "run"
     _stuck_folder(run)
     with caplog.at_level(logging.WARNING):
@@ -56,7 +56,7 @@ def test_a_folder_without_a_checkpoint_starts_again_from_step_0(setup, tmp_path,
 
 
 def test_a_run_sigkilled_before_its_first_checkpoint_resumes_from_step_0(setup, tmp_path):
-    flags, expected = setup
+    flags, expected, _ = setup
     run = tmp_path / "run"
     process = start_memformer("train", *flags, "--out", run, "--checkpoint-every", "1000", "--debug-slow-step", "2",
                               log=tmp_path / "log")
@@ -77,7 +77,7 @@ def test_a_run_sigkilled_before_its_first_checkpoint_resumes_from_step_0(setup, 
 
 
 def test_resume_without_a_checkpoint_still_refuses_contradicting_flags(setup, tmp_path, capsys):
-    flags, _ = setup
+    flags, _, _ = setup
     run = tmp_path / "run"
     assert main(["train", *flags, "--out", str(run), "--steps", "2", "--checkpoint-every", "1000"]) == 0
     shutil.rmtree(run / "checkpoints")  # as if killed before the checkpoint at the end
@@ -89,7 +89,7 @@ def test_resume_without_a_checkpoint_still_refuses_contradicting_flags(setup, tm
 
 
 def test_a_checkpoint_write_that_fails_leaves_a_resumable_folder(setup, tmp_path, capsys, monkeypatch):
-    flags, expected = setup
+    flags, expected, _ = setup
     run = tmp_path / "run"
     import torch_memformer.train.loop as loop
 
@@ -127,3 +127,14 @@ def test_an_os_error_is_one_line_and_exit_code_1(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_package, "plan_run", broken)
     assert main(["train", "--out", str(tmp_path / "run")]) == 1
     assert capsys.readouterr().err == f"memformer: error: Input/output error: {tmp_path / 'x'}\n"
+
+
+def test_resuming_a_finished_run_is_done_not_an_error(setup, capsys):
+    """A run killed after its last checkpoint but before it exited: the documented command
+    (the same one with --resume) must not be refused."""
+    flags, expected, whole = setup
+    capsys.readouterr()
+    assert main(["train", *flags, "--out", str(whole), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "already finished its 8 steps" in out and "nothing to do" in out
+    assert train_losses(whole) == expected

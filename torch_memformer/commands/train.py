@@ -135,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json(), end="")
         return 0
+    if resume is not None and resume.state.step == config.steps:
+        if dist_info.is_main:
+            print(f"{args.out} already finished its {config.steps} steps ({resume.checkpoint}); nothing to do. "
+                  f"Pass a larger --steps to train further, or: memformer eval --checkpoint {args.out}")
+        return 0
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
     debug = DebugOptions(slow_save_seconds=args.debug_slow_save, slow_step_seconds=args.debug_slow_step)
     try:

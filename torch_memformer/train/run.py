@@ -67,10 +67,12 @@ def plan_run(
         state = read_training_state(checkpoint)
         # Settings from a --config file must agree with the saved run just as flags must.
         config = resume_config(state.config, {**file_values, **flag_values})
-        if config.steps <= state.step:
+        # steps == state.step is a finished run (perhaps killed between its last checkpoint and its
+        # exit): a ResumePoint with nothing left to do, which the command reports as done.
+        if config.steps < state.step:
             raise ValueError(
-                f"--resume: the run already reached step {state.step} of {config.steps}; pass a larger --steps "
-                "to train further"
+                f"--resume: the run already reached step {state.step}, past --steps {config.steps}; pass a larger "
+                "--steps to train further"
             )
         return config, ResumePoint(checkpoint, state)
     if _holds_a_checkpoint(out_dir):
