@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from ._terminal import TextOut, add_raw_argument
 
 NAME = "generate"
 HELP = "sample a continuation of --prompt from a checkpoint, printed as it is produced"
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: one per core)")
     parser.add_argument("--no-echo", action="store_true", help="print only the continuation, not the prompt")
+    add_raw_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +48,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"checkpoint {loaded.directory} has no tokenizer files; cannot turn text into token ids")
     pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    out = TextOut(raw=args.raw)
     if not args.no_echo:
-        sys.stdout.write(args.prompt)
+        out.write(args.prompt)
     for piece in pieces:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
+        out.write(piece)
+        out.flush()
+    out.write("\n")
     return 0

@@ -27,10 +27,10 @@ _CONFIG_FLAGS = (
     "model", "ablation", "tokenizer", "preset", "data", "data_format", "text_field", "hf_config", "valid_fraction",
     "test_fraction", "shuffle", "steps", "batch_size", "window", "method", "lr", "min_lr_ratio", "warmup_steps",
     "weight_decay", "beta1", "beta2", "grad_clip", "seed", "precision", "device", "threads", "log_every", "eval_every",
-    "eval_batches", "eval_batch_size", "checkpoint_every", "keep_checkpoints",
+    "eval_batches", "eval_batch_size", "checkpoint_every", "keep_checkpoints", "allow_binary",
 )
 
-_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction")
+_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction", "allow_binary")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -176,6 +176,7 @@ def _build(corpus: Corpus, tokenizer: Tokenizer, directory: Path, *, key: str) -
         "max_token_id": max_id,
         "empty_documents_skipped": skipped,
         "documents_with_replaced_bytes": tally.documents,
+        "files_skipped_as_not_text": tally.skipped,
         "seconds": round(time.perf_counter() - start, 3),
     }
     (directory / _META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
