@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.piece < 1:
         raise UserError(f"--piece must be >= 1, got {args.piece}")
+    if args.max_new_tokens < 0:
+        raise UserError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
     path = args.text or Path(__file__)
     try:
         data = path.read_bytes()

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.precision import resolve_device
     from ._threads import set_threads
 
+    _check_sampling_flags(args)
     check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     set_threads(args.threads)
     if not args.prompt:
@@ -56,3 +57,18 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
     out.write("\n")
     return 0
+
+
+def _check_sampling_flags(args: argparse.Namespace) -> None:
+    """The sampling flags' bounds, in the flags' own names (the library's ``check_sampling`` names
+    its Python arguments, which a command-line user never typed)."""
+    from ..errors import UserError
+
+    if args.max_new_tokens < 0:
+        raise UserError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if not args.temperature >= 0:  # also refuses nan
+        raise UserError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")

@@ -12,6 +12,7 @@ given on the command line override; ``--print-config`` shows the merged result.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import default_cache_dir
     from ..train import DebugOptions, parse_model_config, plan_run, read_config_file, train
     from ..train.distributed import from_environment
-    from ..train.precision import idle_cpu_threads
+    from ..train.precision import idle_cpu_choice
 
     dist_info = from_environment()
     flag_values = {name: getattr(args, name) for name in _CONFIG_FLAGS
@@ -131,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
     if ("threads" not in flag_values and "threads" not in file_values and not dist_info.enabled
             and "OMP_NUM_THREADS" not in os.environ):
         # Unset: as many threads as there are idle cores (torchrun and OMP_NUM_THREADS decide otherwise).
-        config = config.replace(threads=idle_cpu_threads())
+        choice = idle_cpu_choice()
+        if choice.threads < choice.cores:  # the surprising case says why
+            logging.getLogger(__name__).info("%s", choice.reason())
+        config = config.replace(threads=choice.threads)
     if args.print_config:
         print(config.to_json(), end="")
         return 0

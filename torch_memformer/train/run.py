@@ -27,6 +27,7 @@ from .. import runs
 from ..checkpoint import CheckpointError
 from .checkpointing import TrainingState, read_training_state
 from .config import TrainConfig, resolve_config, resume_config
+from .schedule import learning_rate
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def plan_run(
                 resume_config(saved, values))
             logger.warning("%s holds no checkpoint yet (the run stopped before its first one): starting it again "
                            "from step 0", out_dir)
+            _warn_short_warmup(config)
             return config, None
         state = read_training_state(checkpoint)
         # Settings from a --config file must agree with the saved run just as flags must.
@@ -74,6 +76,7 @@ def plan_run(
                 f"--resume: the run already reached step {state.step}, past --steps {config.steps}; pass a larger "
                 "--steps to train further"
             )
+        _warn_short_warmup(config)
         return config, ResumePoint(checkpoint, state)
     if _holds_a_checkpoint(out_dir):
         raise ValueError(
@@ -82,7 +85,20 @@ def plan_run(
     if (out_dir / runs.METRICS_FILE).exists():
         logger.warning("%s holds a run that stopped before its first checkpoint: starting it again from step 0 "
                        "(its metrics are replaced)", out_dir)
-    return resolve_config(file_values=file_values, flag_values=flag_values), None
+    config = resolve_config(file_values=file_values, flag_values=flag_values)
+    _warn_short_warmup(config)
+    return config, None
+
+
+def _warn_short_warmup(config: TrainConfig) -> None:
+    """A run shorter than its warm-up never reaches its peak learning rate: say so, once."""
+    if config.warmup_steps <= config.steps:
+        return
+    reached = learning_rate(config.steps, lr=config.lr, warmup_steps=config.warmup_steps, total_steps=config.steps,
+                            min_lr_ratio=config.min_lr_ratio)
+    logger.warning("--steps %d is below --warmup-steps %d: the learning rate rises to %.3g at the last step and never "
+                   "reaches its peak --lr %.3g; lower --warmup-steps to reach it", config.steps, config.warmup_steps,
+                   reached, config.lr)
 
 
 def save_run_config(out_dir: Path, config: TrainConfig) -> None:
