@@ -47,8 +47,13 @@ class ResumePoint:
 def plan_run(
     *, out_dir: Path, file_values: dict[str, Any], flag_values: dict[str, Any], resume: bool
 ) -> tuple[TrainConfig, ResumePoint | None]:
-    """The run's config and, with ``resume``, where it continues from (ValueError for a
-    contradiction: resuming nothing, or starting over a run that exists)."""
+    """The run's config and, with ``resume``, where it continues from.
+
+    A folder without a checkpoint gives ``None`` (start from step 0) with or without ``resume``;
+    a finished run (``config.steps`` equal to its checkpoint's step) gives a ``ResumePoint`` with
+    nothing left to train. ValueError for a contradiction: resuming a directory that does not
+    exist, ``--steps`` below the saved step, changed settings, or starting over a checkpoint.
+    """
     out_dir = Path(out_dir)
     if resume:
         if not out_dir.is_dir():
