@@ -136,7 +136,7 @@ class _Progress:
 
 def _data_spec(args, trainer_state: Path, DataSpec):
     """The --data flags if given, else the data the checkpoint was trained on."""
-    given = {name: getattr(args, name) for name in _DATA_FLAGS if getattr(args, name) is not None}
+    given = {name: getattr(args, name, None) for name in _DATA_FLAGS if getattr(args, name, None) is not None}
     saved = {}
     if "data" not in given:
         if not trainer_state.is_file():
