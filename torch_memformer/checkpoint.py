@@ -51,13 +51,20 @@ def save_model(directory: str | Path, model: nn.Module, *, tokenizer: Any | None
     """Write ``model`` (and ``tokenizer``) to ``directory`` atomically; returns the directory.
 
     ``extra(tmp_dir)`` may add more files (the trainer's state) before the directory is published.
-    An existing ``directory`` is replaced only once the new one is complete.
+    An existing ``directory`` is replaced only once the new one is complete. A write that fails
+    (``OSError``: no space left, ...) raises ``CheckpointError`` and leaves no trace.
     """
     directory = Path(directory)
-    with atomic_directory(directory) as tmp:
-        write_model_files(tmp, model, tokenizer=tokenizer)
-        if extra is not None:
-            extra(tmp)
+    try:
+        with atomic_directory(directory) as tmp:
+            write_model_files(tmp, model, tokenizer=tokenizer)
+            if extra is not None:
+                extra(tmp)
+    except (OSError, SafetensorError) as error:
+        # A full disk or a lost mount: atomic_directory removed the half-written files, so say so.
+        reason = getattr(error, "strerror", None) or str(error)
+        raise CheckpointError(f"cannot write the checkpoint {directory} ({reason}); nothing was published and the "
+                              "earlier checkpoints are intact") from None
     return directory
 
 

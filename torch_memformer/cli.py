@@ -2,12 +2,14 @@
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 User mistakes (``UserError``, ``ValueError`` from config validation, argparse errors) end as one
-line on stderr and exit code 2; Ctrl-C ends with 130.
+line on stderr and exit code 2; Ctrl-C ends with 130; a failure of the machine (``OSError``: disk
+full, ...) is one line and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import pkgutil
@@ -16,6 +18,7 @@ import sys
 from . import commands
 from .errors import UserError
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -48,10 +51,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub-)parser of the command ``args`` chose: ``memformer train``, ``memformer cache list``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _chosen_parser(action.choices[chosen], args)
+    return parser
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """'unrecognized arguments: --stps 5 (did you mean --steps?)'."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    known = {flag[2:]: flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")}
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=", 1)[0][2:], list(known), n=1, cutoff=0.75)
+            if close:
+                return f"{message} (did you mean {known[close[0]]}?)"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # Known args first, so that a misspelled flag is reported by its command's parser, which
+        # points to 'memformer train --help' rather than the top-level help.
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            command = _chosen_parser(parser, args)
+            command.error(_unknown_flags(command, extras))
     except SystemExit as exit:  # --help (0) or a usage mistake (2, already printed)
         return int(exit.code or 0)
     logging.basicConfig(
@@ -66,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memformer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        # The machine, not the input: a full disk, a vanished mount, a permission. One line (the
+        # traceback with --verbose); the run directory stays valid (docs/cli.md, interruptions).
+        logging.getLogger(__name__).debug("", exc_info=True)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"memformer: error: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

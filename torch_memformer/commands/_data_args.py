@@ -11,7 +11,8 @@ from ..data import DATA_FORMATS, DataSpec
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --data, --data-format, --text-field, --hf-config, --valid-fraction, --test-fraction."""
+    """Add --data, --data-format, --text-field, --hf-config, --valid-fraction, --test-fraction,
+    --allow-binary."""
     group = parser.add_argument_group("data (docs/data.md)")
     group.add_argument(
         "--data", default="stdlib", metavar="PATH_OR_NAME",
@@ -27,6 +28,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                        help="held-out share for sources without split entries (default 0.05)")
     group.add_argument("--test-fraction", type=float, default=0.05,
                        help="test share for sources without split entries (default 0.05)")
+    group.add_argument("--allow-binary", action="store_true",
+                       help="read files that look binary (NUL bytes, mostly not UTF-8) as text; by default they are "
+                            "skipped in folders, and a single one given as --data is refused")
 
 
 def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
@@ -37,4 +41,5 @@ def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
         hf_config=args.hf_config,
         valid_fraction=args.valid_fraction,
         test_fraction=args.test_fraction,
+        allow_binary=args.allow_binary,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from ..errors import UserError
@@ -12,13 +13,16 @@ def set_threads(requested: int | None) -> None:
     cores by the load average (``train.precision.idle_cpu_threads``), unless OMP_NUM_THREADS says."""
     import torch
 
-    from ..train.precision import idle_cpu_threads
+    from ..train.precision import idle_cpu_choice
 
     if requested is not None and requested < 0:
         raise UserError(f"--threads must be >= 0, got {requested}")
     if requested is None:
         if "OMP_NUM_THREADS" in os.environ:
             return
-        requested = idle_cpu_threads()
+        choice = idle_cpu_choice()
+        if choice.threads < choice.cores:  # the surprising case says why
+            logging.getLogger(__name__).info("%s", choice.reason())
+        requested = choice.threads
     if requested:
         torch.set_num_threads(requested)

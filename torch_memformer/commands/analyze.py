@@ -21,7 +21,7 @@ from ._data_args import add_data_arguments
 
 NAME = "analyze"
 HELP = "analyse a Memformer checkpoint's memory: writer attention per slot, kept vs overwritten slots, forgetting biases"
-_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction")
+_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction", "allow_binary")
 OUTPUT_NAME = "memory_analysis"
 
 

@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from ._terminal import TextOut, add_raw_argument
+
 NAME = "demo"
 HELP = "stream a text through a small untrained Memformer and generate from its state"
 
@@ -20,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--piece", type=int, default=100, help="bytes per call while streaming")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    add_raw_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.piece < 1:
         raise UserError(f"--piece must be >= 1, got {args.piece}")
+    if args.max_new_tokens < 0:
+        raise UserError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
     path = args.text or Path(__file__)
     try:
         data = path.read_bytes()
@@ -57,13 +62,14 @@ def run(args: argparse.Namespace) -> int:
             counted += piece.size(1) - 1
             state = out.state
     elapsed = time.perf_counter() - start
-    print(f"streamed {ids.size(1)} bytes of {path.name} in pieces of {args.piece}: "
-          f"{ids.size(1) / elapsed:,.0f} bytes/s, state {state.num_bytes():,} bytes "
-          f"(constant), loss {total_loss / max(counted, 1) / 0.6931:.3f} bits/byte (untrained)")
+    out = TextOut(raw=args.raw)  # the file name and the untrained model's sample hold any byte
+    out.print(f"streamed {ids.size(1)} bytes of {path.name} in pieces of {args.piece}: "
+              f"{ids.size(1) / elapsed:,.0f} bytes/s, state {state.num_bytes():,} bytes "
+              f"(constant), loss {total_loss / max(counted, 1) / 0.6931:.3f} bits/byte (untrained)")
     generator = torch.Generator().manual_seed(args.seed)
     prompt = ids[:, -1:]
     sample = model.generate(prompt, args.max_new_tokens, state=state, temperature=1.0, top_k=40, generator=generator)
     text = bytes(sample.tokens[0].tolist()).decode("utf-8", errors="replace")
     print(f"generated {args.max_new_tokens} bytes from the carried state (untrained: noise):")
-    print(text)
+    out.print(text)
     return 0

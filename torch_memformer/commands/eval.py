@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 
 from ._data_args import add_data_arguments
+from ._terminal import TextOut, add_raw_argument
 
 NAME = "eval"
 HELP = "evaluate a checkpoint: bits per byte with the memory carried and with it reset every segment"
-_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction")
+_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction",
+               "allow_binary")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: one per core)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (default: ~/.cache/torch-memformer)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_raw_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--memory reset applies to Memformer; this checkpoint is a {loaded.model_type}")
         modes = (False,)
     params = sum(p.numel() for p in loaded.model.parameters())
+    out = TextOut(raw=args.raw)  # file and corpus names may hold control characters (JSON escapes its own)
     if not args.json:
-        print(f"checkpoint: {checkpoint} ({loaded.model_type}, {params:,} parameters)")
-        print(f"data: {corpus.name}: {corpus.num_documents:,} documents, {corpus.num_tokens:,} tokens, "
+        out.print(f"checkpoint: {checkpoint} ({loaded.model_type}, {params:,} parameters)")
+        out.print(f"data: {corpus.name}: {corpus.num_documents:,} documents, {corpus.num_tokens:,} tokens, "
               f"{corpus.num_bytes:,} bytes; {precision.name} on {device}")
     results = {}
     for reset in modes:
@@ -132,7 +136,7 @@ class _Progress:
 
 def _data_spec(args, trainer_state: Path, DataSpec):
     """The --data flags if given, else the data the checkpoint was trained on."""
-    given = {name: getattr(args, name) for name in _DATA_FLAGS if getattr(args, name) is not None}
+    given = {name: getattr(args, name, None) for name in _DATA_FLAGS if getattr(args, name, None) is not None}
     saved = {}
     if "data" not in given:
         if not trainer_state.is_file():
@@ -145,11 +149,13 @@ def _data_spec(args, trainer_state: Path, DataSpec):
         saved = {"data": config.get("data"), "data_format": config.get("data_format", "auto"),
                  "text_field": config.get("text_field", "text"), "hf_config": config.get("hf_config"),
                  "valid_fraction": config.get("valid_fraction", 0.05),
-                 "test_fraction": config.get("test_fraction", 0.05)}
+                 "test_fraction": config.get("test_fraction", 0.05),
+                 "allow_binary": config.get("allow_binary", False)}
     values = {**saved, **given}
     return DataSpec(source=values["data"], format=values.get("data_format") or "auto",
                     text_field=values.get("text_field") or "text", hf_config=values.get("hf_config"),
                     valid_fraction=values.get("valid_fraction", 0.05) if values.get("valid_fraction") is not None
                     else 0.05,
                     test_fraction=values.get("test_fraction", 0.05) if values.get("test_fraction") is not None
-                    else 0.05)
+                    else 0.05,
+                    allow_binary=bool(values.get("allow_binary")))

@@ -11,8 +11,9 @@ A stream can be kept in a state file and continued later (``state_file.py``):
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from ._terminal import TextOut, add_raw_argument
 
 NAME = "generate"
 HELP = "sample a continuation of --prompt from a checkpoint, printed as it is produced"
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-out", type=Path, default=None,
                         help="write the stream's state after the prompt and the new tokens to this file "
                              "(with --max-new-tokens 0: read the prompt into a state without generating)")
+    add_raw_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.precision import resolve_device
     from ._threads import set_threads
 
+    _check_sampling_flags(args)
     check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     set_threads(args.threads)
     if not args.prompt:
@@ -64,17 +67,33 @@ def run(args: argparse.Namespace) -> int:
     pieces = generate_text(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
                            state=state)
+    out = TextOut(raw=args.raw)
     if not args.no_echo:
-        sys.stdout.write(args.prompt)
+        out.write(args.prompt)
     while True:
         try:
             piece = next(pieces)
         except StopIteration as stop:  # the generator returns the state after every token
             state = stop.value
             break
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
+        out.write(piece)
+        out.flush()
+    out.write("\n")
     if args.state_out is not None:
         save_state(args.state_out, state, model=loaded.model, tokenizer=loaded.tokenizer)
     return 0
+
+
+def _check_sampling_flags(args: argparse.Namespace) -> None:
+    """The sampling flags' bounds, in the flags' own names (the library's ``check_sampling`` names
+    its Python arguments, which a command-line user never typed)."""
+    from ..errors import UserError
+
+    if args.max_new_tokens < 0:
+        raise UserError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if not args.temperature >= 0:  # also refuses nan
+        raise UserError(f"--temperature must be >= 0 (0 means greedy), got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")

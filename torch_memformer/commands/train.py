@@ -12,7 +12,9 @@ given on the command line override; ``--print-config`` shows the merged result.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,10 +28,10 @@ _CONFIG_FLAGS = (
     "model", "ablation", "tokenizer", "preset", "data", "data_format", "text_field", "hf_config", "valid_fraction",
     "test_fraction", "shuffle", "steps", "batch_size", "window", "method", "lr", "min_lr_ratio", "warmup_steps",
     "weight_decay", "beta1", "beta2", "grad_clip", "seed", "precision", "device", "threads", "log_every", "eval_every",
-    "eval_batches", "eval_batch_size", "checkpoint_every", "keep_checkpoints",
+    "eval_batches", "eval_batch_size", "checkpoint_every", "keep_checkpoints", "allow_binary",
 )
 
-_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction")
+_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction", "allow_binary")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import default_cache_dir
     from ..train import DebugOptions, parse_model_config, plan_run, read_config_file, train
     from ..train.distributed import from_environment
-    from ..train.precision import idle_cpu_threads
+    from ..train.precision import idle_cpu_choice
 
     dist_info = from_environment()
     flag_values = {name: getattr(args, name) for name in _CONFIG_FLAGS
@@ -130,18 +132,33 @@ def run(args: argparse.Namespace) -> int:
     if ("threads" not in flag_values and "threads" not in file_values and not dist_info.enabled
             and "OMP_NUM_THREADS" not in os.environ):
         # Unset: as many threads as there are idle cores (torchrun and OMP_NUM_THREADS decide otherwise).
-        config = config.replace(threads=idle_cpu_threads())
+        choice = idle_cpu_choice()
+        if choice.threads < choice.cores:  # the surprising case says why
+            logging.getLogger(__name__).info("%s", choice.reason())
+        config = config.replace(threads=choice.threads)
     if args.print_config:
         print(config.to_json(), end="")
         return 0
+    if resume is not None and resume.state.step == config.steps:
+        if dist_info.is_main:
+            print(f"{args.out} already finished its {config.steps} steps ({resume.checkpoint}); nothing to do. "
+                  f"Pass a larger --steps to train further, or: memformer eval --checkpoint {args.out}")
+        return 0
     cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
     debug = DebugOptions(slow_save_seconds=args.debug_slow_save, slow_step_seconds=args.debug_slow_step)
-    result = train(config, out_dir=args.out, resume=resume, dist_info=dist_info, cache_dir=cache_dir, debug=debug)
+    try:
+        result = train(config, out_dir=args.out, resume=resume, dist_info=dist_info, cache_dir=cache_dir,
+                       debug=debug)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without saving (train/interrupt.py)
+        if dist_info.is_main:
+            print(f"memformer: interrupted without saving; continue from the last checkpoint (or step 0 if there "
+                  f"is none) with: memformer train --out {args.out} --resume", file=sys.stderr, flush=True)
+        return 130
     if not dist_info.is_main:
         return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"memformer: interrupted at step {result.step}; saved {result.checkpoint}; continue with: "
-              f"memformer train --out {args.out} --resume", flush=True)
+              f"memformer train --out {args.out} --resume", file=sys.stderr, flush=True)
         return 130
     print(f"trained to step {result.step} in {_duration(result.seconds)} ({result.tokens_per_second:,.0f} tokens/s); "
           f"last training loss {result.loss:.4f} nats/token")

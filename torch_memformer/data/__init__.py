@@ -10,7 +10,7 @@
 Modules, one concept each: ``tokenizers`` (byte / BPE), ``text_files`` (compressed files, UTF-8
 with replacement), ``splits`` (train/valid/test conventions), ``corpora`` (readers, ``DataSpec``),
 ``hf`` (Hugging Face datasets), ``tokenized`` (``TokenizedCorpus``), ``cache`` (memory-mapped
-token cache), ``layout`` (documents on rows), ``streams`` (training batches), ``evaluation``
+token cache), ``cache_entries`` (its size limit and LRU eviction), ``layout`` (documents on rows), ``streams`` (training batches), ``evaluation``
 (evaluation batches).
 """
 

@@ -10,8 +10,9 @@ An entry is a directory ``<cache_dir>/<name>-<key>/`` holding
 
 The key is a SHA-256 of (the corpus identity: reader, paths, sizes, modification times, split,
 options; the tokenizer identity; the cache format version), so editing a source file or changing
-the tokenizer makes a new entry rather than reusing a stale one. Old entries are not deleted.
-An entry is built in a temporary directory and renamed into place (``os.replace``), so a reader
+the tokenizer makes a new entry rather than reusing a stale one. The cache is bounded: old
+entries are evicted least recently used first once it outgrows its limit (``cache_entries.py``,
+``memformer cache list|clear|limit``). An entry is built in a temporary directory and renamed into place (``os.replace``), so a reader
 never sees half an entry, and two processes building the same entry at once both end up with a
 complete one.
 """
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cache_entries
 from .corpora import Corpus, DataSpec, open_corpus
 from .text_files import DecodeTally
 from .tokenized import TokenizedCorpus, token_dtype
@@ -82,7 +84,9 @@ def load_or_tokenize(corpus: Corpus, tokenizer: Tokenizer, *, cache_dir: str | P
     if (entry / _META).is_file():
         try:
             loaded = _load(entry, name, in_memory=False)
-            logger.info("%s: %s tokens from the cache %s", name, f"{loaded.num_tokens:,}", entry)
+            cache_entries.mark_used(entry)
+            logger.info("%s: %s tokens from the cache entry %s (%s)", name, f"{loaded.num_tokens:,}", entry,
+                        _describe_cache(cache_dir))
             return loaded
         except (OSError, ValueError, KeyError) as error:
             logger.warning("%s: the cache entry %s is unreadable (%s); tokenizing again", name, entry, error)
@@ -102,7 +106,19 @@ def load_or_tokenize(corpus: Corpus, tokenizer: Tokenizer, *, cache_dir: str | P
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _load(entry, name, in_memory=False)
+    cache_entries.mark_used(entry)
+    cache_entries.enforce_limit(cache_dir, keep=entry)
+    loaded = _load(entry, name, in_memory=False)
+    logger.info("%s: stored in the cache entry %s (%s)", name, entry, _describe_cache(cache_dir))
+    return loaded
+
+
+def _describe_cache(cache_dir: Path) -> str:
+    """Where the disk space went, in one phrase: 'the cache holds 1.2 GB of its 5.0 GB limit; ...'."""
+    limit = cache_entries.read_limit(cache_dir)
+    size = cache_entries.format_bytes(cache_entries.cache_size(cache_dir))
+    bound = f"of its {cache_entries.format_bytes(limit)} limit" if limit else "(no limit)"
+    return f"the cache holds {size} {bound}; see 'memformer cache list'"
 
 
 def tokenized_split(
@@ -176,6 +192,7 @@ def _build(corpus: Corpus, tokenizer: Tokenizer, directory: Path, *, key: str) -
         "max_token_id": max_id,
         "empty_documents_skipped": skipped,
         "documents_with_replaced_bytes": tally.documents,
+        "files_skipped_as_not_text": tally.skipped,
         "seconds": round(time.perf_counter() - start, 3),
     }
     (directory / _META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

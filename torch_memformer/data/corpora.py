@@ -17,6 +17,11 @@ any other file     one text document (``.txt``, ``.txt.xz``, ``.md``, ...)
 ``format="hf"`` reads a hub dataset name or a local file/dir with ``datasets`` (optional extra
 ``hf``). An explicit ``format="folder"`` reads a directory as a folder of documents even when
 it has split entries. Text is UTF-8; undecodable bytes become U+FFFD with one warning per corpus.
+
+Files that are not text (``text_files.sniff_binary``: executables, images, PDFs, zip/tar
+archives) are skipped in folders, with one warning that counts and names them; a single such file
+given as the corpus is refused. ``allow_binary`` reads them anyway, their bytes decoded with
+U+FFFD replacements.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from .text_files import (
     iter_jsonl,
     logical_suffix,
     read_bytes,
+    sniff_binary,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,6 +65,8 @@ class DataSpec:
     text_field: the field holding the text in JSON Lines and ``datasets`` rows.
     hf_config: the configuration of a hub dataset (``"wikitext-103-raw-v1"``), if it has several.
     valid_fraction, test_fraction: held-out shares for sources without split entries.
+    allow_binary: read files that look binary (NUL bytes, mostly not UTF-8) instead of skipping
+        them in folders and refusing a single one.
     """
 
     source: str = STDLIB
@@ -67,6 +75,7 @@ class DataSpec:
     hf_config: str | None = None
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
+    allow_binary: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -76,6 +85,8 @@ class DataSpec:
         if not isinstance(self.text_field, str) or not self.text_field:
             raise ValueError(f"text_field must be a non-empty field name, got {self.text_field!r}")
         splits.check_fractions(self.valid_fraction, self.test_fraction)
+        if not isinstance(self.allow_binary, bool):
+            raise ValueError(f"allow_binary must be true or false, got {self.allow_binary!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,18 +103,28 @@ class Corpus:
     read: Callable[[DecodeTally], Iterator[str]] = dataclasses.field(repr=False, compare=False)
 
     def documents(self, tally: DecodeTally | None = None) -> Iterator[str]:
-        """Yield the documents; after the last, warn once if any held undecodable bytes.
+        """Yield the documents; after the last, warn once if any held undecodable bytes, and once
+        if files that are not text were skipped.
 
-        ``tally``, if given, is filled with the count of such documents (the cache records it).
+        ``tally``, if given, is filled with the counts of such documents (the cache records them).
         """
         tally = DecodeTally() if tally is None else tally
         yield from self.read(tally)
+        if tally.skipped:
+            more = ", ..." if tally.skipped > len(tally.skipped_names) else ""
+            logger.warning("%s: skipped %d file(s) that are not text (%s%s); pass --allow-binary to read them anyway",
+                           self.description, tally.skipped, ", ".join(tally.skipped_names), more)
         if tally.documents:
-            logger.warning(
-                "%s: %d document(s) held bytes that are not valid UTF-8 (first: %s); they were replaced with U+FFFD",
+            # The standard library's tests hold files that are undecodable on purpose: worth a
+            # line, not an alarm.
+            unexpected = tally.documents > tally.expected
+            logger.log(
+                logging.WARNING if unexpected else logging.INFO,
+                "%s: %d document(s) held bytes that are not valid UTF-8 (first: %s); they were replaced with U+FFFD%s",
                 self.description,
                 tally.documents,
                 tally.first,
+                "" if unexpected else " (expected: test files of the standard library that are invalid on purpose)",
             )
 
 
@@ -136,7 +157,8 @@ def open_corpus(spec: DataSpec, split: splits.Split) -> Corpus:
                     f"{path} is a directory without train/valid/test entries; --data-format {spec.format} "
                     "reads one file (use --data-format folder for a folder of documents)"
                 )
-        return folder_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction)
+        return folder_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction,
+                             allow_binary=spec.allow_binary)
     if spec.format == "folder":
         raise ValueError(f"{path} is a file, but --data-format folder needs a directory of documents")
     return _file_corpus(path, split, spec)
@@ -153,7 +175,8 @@ def _file_corpus(path: Path, split: str, spec: DataSpec) -> Corpus:
             path, split, text_field=spec.text_field, valid_fraction=spec.valid_fraction,
             test_fraction=spec.test_fraction,
         )
-    return text_file_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction)
+    return text_file_corpus(path, split, valid_fraction=spec.valid_fraction, test_fraction=spec.test_fraction,
+                            allow_binary=spec.allow_binary)
 
 
 def _kind_of_file(path: Path) -> str:
@@ -179,7 +202,8 @@ def _split_directory(directory: Path, entries: dict[str, Path], split: str, spec
     for name in wanted:
         entry = entries[name]
         if entry.is_dir():
-            parts.append(folder_corpus(entry, "all", valid_fraction=0.0, test_fraction=0.0))
+            parts.append(folder_corpus(entry, "all", valid_fraction=0.0, test_fraction=0.0,
+                                       allow_binary=spec.allow_binary))
         else:
             parts.append(_file_corpus(entry, "all", spec))
     if len(parts) == 1:
@@ -196,13 +220,24 @@ def _concatenation(description: str, parts: Sequence[Corpus]) -> Corpus:
     return Corpus(description, {"reader": "concatenation", "parts": [p.identity for p in parts]}, read)
 
 
-def text_file_corpus(path: Path, split: str, *, valid_fraction: float, test_fraction: float) -> Corpus:
-    """One file, one document; its splits are consecutive stretches of characters (enwik8 style)."""
+def text_file_corpus(
+    path: Path, split: str, *, valid_fraction: float, test_fraction: float, allow_binary: bool = False
+) -> Corpus:
+    """One file, one document; its splits are consecutive stretches of characters (enwik8 style).
+
+    A file that looks binary is refused (ValueError) unless ``allow_binary``: it is all there
+    is to train on, so skipping it would only move the error elsewhere.
+    """
     identity = {"reader": "text", "files": [_file_identity(path)], "split": split,
                 "fractions": [valid_fraction, test_fraction]}
 
     def read(tally: DecodeTally) -> Iterator[str]:
-        text = decode_utf8(read_bytes(path), where=str(path), tally=tally)
+        data = read_bytes(path)
+        reason = None if allow_binary else sniff_binary(data)
+        if reason is not None:
+            raise ValueError(f"{path} is not a text file ({reason}); give text, or pass --allow-binary to train on "
+                             "its bytes anyway")
+        text = decode_utf8(data, where=str(path), tally=tally)
         start, end = splits.position_range(len(text), split, valid_fraction=valid_fraction, test_fraction=test_fraction)
         yield text[start:end]
 
@@ -224,20 +259,36 @@ def jsonl_corpus(
     return Corpus(_describe(path, split), identity, read)
 
 
-def folder_corpus(directory: Path, split: str, *, valid_fraction: float, test_fraction: float) -> Corpus:
-    """Each file under ``directory`` a document; split by hashing its relative path."""
+def folder_corpus(
+    directory: Path, split: str, *, valid_fraction: float, test_fraction: float, allow_binary: bool = False
+) -> Corpus:
+    """Each file under ``directory`` a document; split by hashing its relative path.
+
+    Files that are not text are skipped and counted (``DecodeTally.skip``): those that look
+    binary (unless ``allow_binary``) and compressed files that do not decompress.
+    """
     files = list_files(directory)
     if not files:
         raise ValueError(f"folder {directory} holds no files (hidden files are skipped)")
     chosen = [rel for rel in files if splits.in_split(rel, split, valid_fraction=valid_fraction,
                                                        test_fraction=test_fraction)]
+    # The binary policy decides which files are documents, so it is part of what the cache keys on.
     identity = {"reader": "folder", "root": str(directory.resolve()), "listing": _listing_hash(directory, files),
-                "split": split, "fractions": [valid_fraction, test_fraction]}
+                "split": split, "fractions": [valid_fraction, test_fraction],
+                "binary": "read" if allow_binary else "skip"}
 
     def read(tally: DecodeTally) -> Iterator[str]:
         for rel in chosen:
             path = directory / rel
-            yield decode_utf8(read_bytes(path), where=str(path), tally=tally)
+            try:
+                data = read_bytes(path)
+            except ValueError:  # a .gz/.xz/.bz2 that does not decompress, or an unreadable file
+                tally.skip(rel)
+                continue
+            if not allow_binary and sniff_binary(data) is not None:
+                tally.skip(rel)
+                continue
+            yield decode_utf8(data, where=str(path), tally=tally)
 
     return Corpus(_describe(directory, split), identity, read)
 
@@ -284,9 +335,17 @@ def stdlib_corpus(
     def read(tally: DecodeTally) -> Iterator[str]:
         for rel in chosen:
             path = root / rel
-            yield decode_python_source(read_bytes(path), where=str(path), tally=tally)
+            yield decode_python_source(read_bytes(path), where=str(path), tally=tally,
+                                       expected=_broken_on_purpose(rel))
 
     return Corpus(f"stdlib [{split}]", identity, read)
+
+
+def _broken_on_purpose(rel: str) -> bool:
+    """The standard library's tests of bad source files (``test/tokenizedata/badsyntax_pep3120.py``,
+    ``test/bad_coding*.py``): undecodable on purpose."""
+    parts = rel.split("/")
+    return "test" in parts[:-1] and parts[-1].startswith("bad")
 
 
 def list_files(directory: Path) -> list[str]:

@@ -2,7 +2,9 @@
 
 Undecodable bytes are replaced with U+FFFD rather than rejected (real corpora hold a few), and
 counted in a ``DecodeTally`` so the corpus can warn once for all its documents instead of once
-per document.
+per document. A file that is not text at all (``sniff_binary``: NUL bytes, or a large share of
+bytes that are not UTF-8: executables, images, PDFs, zip or tar archives) is another matter:
+the corpus readers skip it, or refuse it when it is the whole corpus (``corpora.py``).
 """
 
 from __future__ import annotations
@@ -20,17 +22,57 @@ from typing import IO
 COMPRESSIONS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 
 
+# Bytes of a file looked at by ``sniff_binary``, and the share of them that may fail to decode
+# as UTF-8 before the file counts as binary. Text in Latin-1 or cp1252 stays well below it (an
+# accented letter every few words); compressed or machine code is mostly undecodable.
+SNIFF_BYTES = 64 << 10
+BINARY_SHARE = 0.3
+# How many skipped files a warning names.
+NAMED_SKIPPED = 3
+
+
 @dataclasses.dataclass
 class DecodeTally:
-    """How many documents of a corpus held bytes that are not valid UTF-8, and the first one."""
+    """What reading a corpus ran into: documents that held bytes that are not valid UTF-8 (and
+    the first one), of which ``expected`` are known to (tests of the standard library that are
+    broken on purpose); files skipped as not text (and the first few names)."""
 
     documents: int = 0
     first: str | None = None
+    expected: int = 0
+    skipped: int = 0
+    skipped_names: list[str] = dataclasses.field(default_factory=list)
 
-    def record(self, where: str) -> None:
+    def record(self, where: str, *, expected: bool = False) -> None:
         self.documents += 1
+        self.expected += expected
         if self.first is None:
             self.first = where
+
+    def skip(self, where: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_names) < NAMED_SKIPPED:
+            self.skipped_names.append(where)
+
+
+def sniff_binary(data: bytes) -> str | None:
+    """Why ``data`` (a file's decompressed bytes) looks like binary rather than text, or None.
+
+    Binary: a NUL byte anywhere (text never has one; executables, images, zip and tar archives
+    and UTF-16 all do), or more than ``BINARY_SHARE`` of the first ``SNIFF_BYTES`` bytes not
+    decodable as UTF-8 (compressed streams, PDFs).
+    """
+    if b"\x00" in data:
+        return "it holds NUL bytes"
+    sample = data[:SNIFF_BYTES]
+    if sample.isascii():
+        return None
+    # A character cut at the end of the sample adds at most one replacement: negligible.
+    replaced = sample.decode("utf-8", errors="replace").count("\ufffd")
+    share = replaced / len(sample)
+    if share > BINARY_SHARE:
+        return f"{share:.0%} of its bytes are not UTF-8"
+    return None
 
 
 def logical_suffix(path: Path) -> str:
@@ -58,27 +100,28 @@ def read_bytes(path: Path) -> bytes:
             raise ValueError(f"cannot decompress {path}: {error}") from None
 
 
-def decode_utf8(data: bytes, *, where: str, tally: DecodeTally) -> str:
-    """``data`` as text; invalid UTF-8 becomes U+FFFD and is counted in ``tally``."""
+def decode_utf8(data: bytes, *, where: str, tally: DecodeTally, expected: bool = False) -> str:
+    """``data`` as text; invalid UTF-8 becomes U+FFFD and is counted in ``tally`` (as
+    ``expected`` when the file is known to be broken on purpose)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        tally.record(where)
+        tally.record(where, expected=expected)
         return data.decode("utf-8", errors="replace")
 
 
-def decode_python_source(data: bytes, *, where: str, tally: DecodeTally) -> str:
+def decode_python_source(data: bytes, *, where: str, tally: DecodeTally, expected: bool = False) -> str:
     """Python source decoded as Python decodes it: the PEP 263 coding cookie, else UTF-8."""
     try:
         encoding, _ = tokenize.detect_encoding(iter(data.splitlines(keepends=True)).__next__)
     except SyntaxError:  # an unknown or contradictory cookie: fall back to UTF-8
         encoding = "utf-8"
     if encoding in ("utf-8", "utf-8-sig"):
-        return decode_utf8(data.removeprefix(b"\xef\xbb\xbf"), where=where, tally=tally)
+        return decode_utf8(data.removeprefix(b"\xef\xbb\xbf"), where=where, tally=tally, expected=expected)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError:
-        tally.record(where)
+        tally.record(where, expected=expected)
         return data.decode(encoding, errors="replace")
 
 

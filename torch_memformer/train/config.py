@@ -64,6 +64,7 @@ class TrainConfig:
     hf_config: str | None = None
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
+    allow_binary: bool = False  # read files that look binary instead of skipping / refusing them
     shuffle: bool = True
     # --- optimisation
     steps: int = 1200
@@ -152,7 +153,7 @@ class TrainConfig:
     def data_spec(self) -> DataSpec:
         return DataSpec(source=self.data, format=self.data_format, text_field=self.text_field,
                         hf_config=self.hf_config, valid_fraction=self.valid_fraction,
-                        test_fraction=self.test_fraction)
+                        test_fraction=self.test_fraction, allow_binary=self.allow_binary)
 
     def build_model_config(self, *, vocab_size: int) -> Any:
         """The model's validated config: ``model_config`` over the class defaults, the ablation

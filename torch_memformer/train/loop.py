@@ -39,7 +39,7 @@ from .distributed import DistInfo
 from .interrupt import StopRequest
 from .metrics import MetricsWriter
 from .precision import resolve_device, resolve_precision
-from .run import ResumePoint
+from .run import ResumePoint, save_run_config
 from .schedule import learning_rate
 from .window_step import train_window, window_targets
 
@@ -171,6 +171,7 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug, data) -
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create the run directory {out_dir}: {error.strerror}") from None
+        save_run_config(out_dir, config)  # before any metrics: what --resume restarts if no checkpoint follows
     metrics = (MetricsWriter(out_dir / runs.METRICS_FILE, tensorboard_dir=out_dir / runs.TENSORBOARD_DIR,
                              resume_step=None if resume is None else step) if is_main else None)
     if is_main:

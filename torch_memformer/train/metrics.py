@@ -3,7 +3,8 @@
 Every record has ``step`` and ``kind`` ("train", "valid" or "event") plus its values. On resume
 the records after the checkpoint's step are dropped (the killed run may have written a few steps
 past its last checkpoint), so the file holds each step once and a resumed run's file reads like
-an uninterrupted one's. Only rank 0 writes.
+an uninterrupted one's; a run started again from step 0 replaces both the file and the
+TensorBoard events. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ class MetricsWriter:
         self.path = Path(path)
         if resume_step is not None:
             truncate_after(self.path, resume_step)
-        elif self.path.exists():
-            self.path.unlink()
+        else:
+            # A fresh start over a run killed before its first checkpoint: its records are replaced.
+            self.path.unlink(missing_ok=True)
+            if tensorboard_dir is not None and Path(tensorboard_dir).is_dir():
+                for events in Path(tensorboard_dir).glob("events.out.tfevents.*"):
+                    events.unlink()
         self._file = open(self.path, "a", encoding="utf-8")
         self._tensorboard = None
         if tensorboard_dir is not None:

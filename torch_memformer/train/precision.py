@@ -93,13 +93,31 @@ def _cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def idle_cpu_threads() -> int:
+@dataclasses.dataclass(frozen=True)
+class ThreadChoice:
+    """The CPU threads ``idle_cpu_choice`` picked, and why: the cores this process may run on
+    and the 1-minute load average of the machine when it looked."""
+
+    threads: int
+    cores: int
+    load: float
+
+    def reason(self) -> str:
+        if self.threads >= self.cores:
+            return f"{self.threads} CPU thread(s): all {self.cores} core(s) idle (1-minute load average {self.load:.2f})"
+        return (f"{self.threads} CPU thread(s) for {self.cores} core(s): the 1-minute load average is {self.load:.2f}, "
+                f"so other jobs keep {self.cores - self.threads} core(s) busy (even at low priority); "
+                "--threads N overrides")
+
+
+def idle_cpu_choice() -> ThreadChoice:
     """CPU threads worth using now: the cores this process may run on, less those other jobs keep
     busy (the 1-minute load average), at least 1.
 
     PyTorch starts one thread per core; on a machine shared with other jobs its threads then wait
     on each other while descheduled, which measured 2-5x slower than one thread here
-    (``docs/results.md``). On an idle machine this is every core.
+    (``docs/results.md``). On an idle machine this is every core. A niced background job counts
+    too: it still takes its core whenever the scheduler gives it one.
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -109,4 +127,9 @@ def idle_cpu_threads() -> int:
         busy = os.getloadavg()[0]
     except (OSError, AttributeError):  # no load average (Windows)
         busy = 0.0
-    return max(1, min(cores, cores - math.floor(busy)))
+    return ThreadChoice(threads=max(1, min(cores, cores - math.floor(busy))), cores=cores, load=busy)
+
+
+def idle_cpu_threads() -> int:
+    """``idle_cpu_choice().threads``."""
+    return idle_cpu_choice().threads
