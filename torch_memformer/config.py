@@ -48,9 +48,10 @@ class MemformerConfig:
     use_memory: bool = True
     # "single" writes with one head spanning d_model: the paper's single-head ablation.
     write_heads: WriteHeads = "multi"
-    # The share of itself a slot keeps at each write when the writer is fresh (a learned bias on
-    # the self logit, started there; decision 13). None: no such bias (the models before it).
-    write_keep_init: float | None = 0.9
+    # A learned bias on the writer's self logit, started so that a fresh writer keeps this share of
+    # each slot per write (decision 13). None (the default): no such bias, the paper's equations.
+    # Measured: it slows learning to write so much that recall stays near chance (docs/results.md).
+    write_keep_init: float | None = None
     # ||v_i|| at initialisation: how far a kept slot turns towards its blank state per write
     # (decision 5). Only the initialisation; the norms are learned.
     forgetting_init_norm: float = 0.1

@@ -53,7 +53,7 @@ class MemformerHFConfig(PretrainedConfig):
     forgetting: bool = True
     use_memory: bool = True
     write_heads: str = "multi"
-    write_keep_init: float | None = 0.9
+    write_keep_init: float | None = None
     forgetting_init_norm: float = 0.1
     context_positions: str = "rotary"
     tie_embeddings: bool = True
