@@ -10,13 +10,14 @@ likely token at their position (over the whole vocabulary); chance is 1/16. Only
 values are targets (the rest of a document is random: its loss is irreducible noise), so the
 trainer's loss is the recall loss.
 
-- **Training.** Every gap 0..8 mixed from the first step (no curriculum since the keep bias and
-  the small forgetting bias, decisions 5 and 13 of docs/architecture.md); fresh random documents
-  back to back, the state reset at each; windows of 16 segments (256 tokens), so a document of
-  up to 11 segments (G = 8) usually lies inside one window and MRBP carries the gradient from
-  the answers back to the segment that wrote the pairs (the baselines' truncated BPTT spans the
-  same window). Same trainer, steps and tokens for every model (``common/memory_tasks.py``),
-  float32, AdamW at 2e-3.
+- **Training.** A curriculum of gaps (``data.recall.curriculum_gaps``): the first 40% of the
+  steps see G = 0 only (writing and reading the pairs), over the next 40% the largest gap grows
+  to 8 (keeping them); ``--curriculum 0,0`` mixes every gap from the first step instead. Fresh
+  random documents back to back, the state reset at each; windows of 16 segments (256 tokens),
+  so a document of up to 11 segments (G = 8) usually lies inside one window and MRBP carries the
+  gradient from the answers back to the segment that wrote the pairs (the baselines' truncated
+  BPTT spans the same window). Same trainer, steps and tokens for every model
+  (``common/memory_tasks.py``), float32, AdamW at 2e-3.
 - **Models.** d_model 64, 4 heads, FFN 128. Memformer 2 encoder + 2 decoder layers, 16 slots.
   Transformer-XL 4 layers with the largest mem_len whose cache holds no more bytes than
   Memformer's state (memory + one segment of context, ``common/matching.py``): its queries see
@@ -41,7 +42,7 @@ NAME = "recall"
 TITLE = "Long-range recall: accuracy on key-value pairs after G segments of filler"
 
 DEFAULT = Plan(task=RecallTask(), d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_layers=2,
-               num_slots=16, baseline_layers=4, max_train_gap=8, curriculum_hold=0.0, curriculum_ramp=0.0,
+               num_slots=16, baseline_layers=4, max_train_gap=8, curriculum_hold=0.4, curriculum_ramp=0.4,
                steps=1000, batch_size=16, window=16, lr=2e-3, warmup_steps=50, test_gaps=(1, 2, 4, 8, 16, 32),
                test_documents=256, seeds=(0,), models=MODELS, jobs=2)
 QUICK = Plan(task=RecallTask(num_pairs=2, num_keys=4, num_values=4, num_fillers=4, segment_len=8), d_model=16,

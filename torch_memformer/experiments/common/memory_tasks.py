@@ -8,7 +8,7 @@ plan and their targets. Everything else is here, written once:
 
 - **Training.** ``train.train`` (what ``memformer train`` runs) on fresh task documents back to
   back, the state reset at each, with the training gaps drawn by ``data.recall.curriculum_gaps``
-  (``hold = ramp = 0``: every gap 0..max_train_gap mixed from the first step, no curriculum).
+  (``--curriculum HOLD,RAMP``; ``0,0`` mixes every gap 0..max_train_gap from the first step).
   The same gap sequence is laid on every row and the documents are not shuffled, so the rows are
   cut exactly into documents. The same steps and tokens for every model, float32.
 - **Models.** Memformer with the library's defaults; Transformer-XL with the largest mem_len whose
@@ -105,6 +105,12 @@ def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> No
                         help=f"seeds per model, 0 .. N-1 (default {len(default.seeds)})")
     parser.add_argument("--test-gaps", type=int_list, default=None,
                         help=f"filler segments G to test (default {','.join(map(str, default.test_gaps))})")
+    parser.add_argument("--max-train-gap", type=int, default=None,
+                        help=f"largest G in training (default {default.max_train_gap})")
+    parser.add_argument("--curriculum", type=_curriculum, default=None, metavar="HOLD,RAMP",
+                        help="shares of the training steps with G = 0 only, then with the largest G rising to "
+                             f"--max-train-gap; 0,0 mixes every gap from the first step (default "
+                             f"{default.curriculum_hold:g},{default.curriculum_ramp:g})")
     parser.add_argument("--models", type=_model_list, default=None,
                         help=f"models to train, comma-separated among {','.join(MODELS)} (default all)")
     parser.add_argument("--model-config", type=_json_object, default=None,
@@ -113,6 +119,16 @@ def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> No
                         help="training runs at a time, each in its own process; 1 runs them in this process "
                              f"(default {default.jobs}, with --quick {quick.jobs})")
     parser.set_defaults(threads=1)
+
+
+def _curriculum(text: str) -> tuple[float, float]:
+    try:
+        hold, ramp = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give HOLD,RAMP as two shares, e.g. 0.4,0.4; got {text!r}") from None
+    if not (0.0 <= hold < 1.0 and 0.0 <= ramp <= 1.0 - hold):
+        raise argparse.ArgumentTypeError(f"need 0 <= HOLD < 1 and 0 <= RAMP <= 1 - HOLD, got {text!r}")
+    return hold, ramp
 
 
 def _model_list(text: str) -> tuple[str, ...]:
@@ -144,6 +160,9 @@ def plan_from_args(experiment: Experiment, args: argparse.Namespace) -> Plan:
         test_gaps=args.test_gaps or base.test_gaps,
         jobs=args.jobs or base.jobs,
         models=args.models or base.models,
+        max_train_gap=base.max_train_gap if args.max_train_gap is None else args.max_train_gap,
+        curriculum_hold=base.curriculum_hold if args.curriculum is None else args.curriculum[0],
+        curriculum_ramp=base.curriculum_ramp if args.curriculum is None else args.curriculum[1],
         memformer_changes=tuple(sorted((args.model_config or {}).items())) or base.memformer_changes,
     )
 
