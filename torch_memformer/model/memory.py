@@ -43,11 +43,10 @@ class MemoryWriter(nn.Module):
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
-        # A learned per-head bias on the self logit (ours; decision 13 in docs/architecture.md), like
-        # an LSTM's forget-gate bias: started so that, with equal token logits, a slot keeps
-        # ``keep_init`` of itself at each write. Without it a fresh writer spreads its weight
-        # evenly over the slot and the L tokens and keeps 1 / (L + 1) of each slot per segment, so
-        # nothing survives a few writes and the memory never gets a gradient worth following.
+        # An optional learned per-head bias on the self logit (ours; decision 13 in
+        # docs/architecture.md), started so that, with equal token logits, a slot keeps
+        # ``keep_init`` of itself at each write. Off by default: measured, a writer that starts by
+        # keeping most of each slot writes too faintly to learn to read what it wrote.
         self.self_bias_H = None
         if keep_init is not None:
             bias = math.log(keep_init / (1.0 - keep_init)) + math.log(segment_len)
