@@ -16,7 +16,6 @@ import torch
 
 pytest.importorskip("transformers")
 
-from transformers import AutoModelForCausalLM  # noqa: E402
 
 from torch_memformer.checkpoint import save_model  # noqa: E402
 from torch_memformer.data import ByteTokenizer  # noqa: E402

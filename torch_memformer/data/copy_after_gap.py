@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .scored_documents import ScoredDocuments, check_gaps_and_seed
+from .scored_documents import ScoredDocuments, check_gaps_and_seed, check_positive_fields
 from .tokenized import TokenizedCorpus
 
 
@@ -43,10 +43,7 @@ class CopyTask:
     segment_len: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("payload_len", "num_symbols", "num_fillers", "segment_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_positive_fields(self)
         if self.payload_len + 1 > self.segment_len:
             raise ValueError(
                 f"a payload of {self.payload_len} after the start marker takes {self.payload_len + 1} tokens, more "

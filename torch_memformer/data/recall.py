@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .scored_documents import ScoredDocuments, check_gaps_and_seed
+from .scored_documents import ScoredDocuments, check_gaps_and_seed, check_positive_fields
 from .tokenized import TokenizedCorpus
 
 
@@ -54,10 +54,7 @@ class RecallTask:
     segment_len: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("num_pairs", "num_keys", "num_values", "num_fillers", "segment_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_positive_fields(self)
         if self.num_pairs > self.num_keys:
             raise ValueError(
                 f"num_pairs ({self.num_pairs}) must be <= num_keys ({self.num_keys}): the keys of a document are distinct"

@@ -41,3 +41,11 @@ def check_gaps_and_seed(gaps: Sequence[int], seed: int) -> np.ndarray:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return gaps
+
+
+def check_positive_fields(task: Any) -> None:
+    """ValueError naming the first field of the task dataclass ``task`` that is not an integer >= 1."""
+    for field in dataclasses.fields(task):
+        value = getattr(task, field.name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{field.name} must be an integer >= 1, got {value!r}")

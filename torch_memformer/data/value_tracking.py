@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .scored_documents import ScoredDocuments, check_gaps_and_seed
+from .scored_documents import ScoredDocuments, check_gaps_and_seed, check_positive_fields
 from .tokenized import TokenizedCorpus
 
 
@@ -42,10 +42,7 @@ class TrackingTask:
     segment_len: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("max_updates", "num_values", "num_fillers", "segment_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_positive_fields(self)
         if self.segment_len < 2:
             raise ValueError(f"segment_len must be >= 2 (SET and its value share a segment), got {self.segment_len}")
 

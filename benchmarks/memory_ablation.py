@@ -1,0 +1,79 @@
+"""Issue 10's ablation table: each memory decision on and off, three seeds, from the runs' own JSON.
+
+The runs are `memformer bench recall` commands (Memformer only, 600 steps, curriculum up to G = 4,
+3 seeds), one per setting; each wrote `<dir>/<setting>/recall.json`. This script reads them back
+and writes one markdown table (mean ± standard deviation over seeds, and the training time of
+each run) plus a plot of accuracy against G, so the numbers in docs/results.md are the files'.
+
+    for each setting: memformer bench recall --models memformer --steps 600 --max-train-gap 4 \\
+        --curriculum 0.4,0.4 --seeds 3 --test-gaps 1,4,8,16,32 --jobs 2 --out runs/ablation/<setting> \\
+        [--model-config JSON]
+    python benchmarks/memory_ablation.py --runs runs/ablation --out benchmarks/results/memory_ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+# (directory, what it changes from today's defaults), in the table's order.
+SETTINGS = [
+    ("defaults", "today's defaults (forgetting-bias norm 0.1, rotary decoder context, no keep bias)"),
+    ("norm1", "forgetting biases start at norm 1 (the first version)"),
+    ("context-none", "position-free decoder context (the first version)"),
+    ("keep09", "keep bias 0.9 on the writer's self logit"),
+    ("no-forgetting", "without forgetting (the paper's ablation)"),
+    ("first-version", "the first version's defaults (norm 1, context none)"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, required=True, help="the folder holding one run folder per setting")
+    parser.add_argument("--out", type=Path, required=True, help="where to write <out>.md, <out>.png and the JSONs")
+    args = parser.parse_args()
+    rows, curves = [], {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, label in SETTINGS:
+        path = args.runs / name / "recall.json"
+        if not path.is_file():
+            continue
+        shutil.copyfile(path, args.out / f"{name}.json")
+        result = json.loads(path.read_text())
+        memformer = result["summary"]["models"]["memformer"]
+        gaps = [str(g) for g in result["plan"]["test_gaps"]]
+        cells = [f"{100 * memformer['accuracy'][g]:.1f} ± {100 * memformer['accuracy_std'][g]:.1f}" for g in gaps]
+        seconds = ", ".join(f"{s:.0f}" for s in memformer["train_seconds"])
+        load = result["environment"].get("load_average")
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {seconds} | {load} |")
+        curves[label] = ([int(g) for g in gaps], [100 * memformer["accuracy"][g] for g in gaps],
+                         [100 * memformer["accuracy_std"][g] for g in gaps])
+    header = "| setting | " + " | ".join(f"G={g}" for g in gaps) + " | training s per seed | load at start |"
+    rule = "|" + "---|" * (len(gaps) + 3)
+    table = "\n".join([header, rule, *rows]) + "\n"
+    (args.out.with_suffix(".md")).write_text(table)
+    print(table)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, (x, mean, std) in curves.items():
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
+    ax.axhline(100 / 16, color="k", linestyle=":", label="chance")
+    ax.axvspan(0.8, 4, color="tab:blue", alpha=0.08, label="trained G")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="filler segments G", ylabel="recall accuracy (%), mean ± std over 3 seeds", ylim=(0, 100),
+           title="Recall: each memory decision on and off")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()
