@@ -2,7 +2,7 @@
 
 import torch
 
-from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _mix, _write_sdpa
+from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _write_sdpa, mix_slots
 
 from conftest import tiny_model
 
@@ -125,7 +125,7 @@ def test_a_slot_that_attends_only_to_itself_is_unchanged():
     out = _write_sdpa(q_BHSK, k_self_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, 1.0, None)
     torch.testing.assert_close(out, raw_BHSK, rtol=0, atol=1e-6)
     keep_BHS1, take_BHST = torch.ones(2, 1, 6, 1), torch.zeros(2, 1, 6, 9)
-    torch.testing.assert_close(_mix(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK), raw_BHSK, rtol=0, atol=0)
+    torch.testing.assert_close(mix_slots(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK), raw_BHSK, rtol=0, atol=0)
 
 
 def test_rows_are_unit_norm_after_bmn():

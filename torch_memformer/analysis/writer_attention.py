@@ -25,6 +25,7 @@ import torch
 
 from ..model import Memformer
 from ..model.attention import merge_heads, split_heads
+from ..model.memory import mix_slots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +71,8 @@ def writer_attention(model: Memformer, memory_BSD: torch.Tensor, hidden_BTD: tor
         # learned self bias, when the model has one) and T token logits per slot (spec 1.2).
         keep_BHS1, take_BHST = writer.weights(memory_BSD, hidden_BTD)
         v_tok_BHTK = split_heads(writer.value(hidden_BTD), writer.num_heads)
-        raw_BHSK = split_heads(memory_BSD.to(v_tok_BHTK.dtype), writer.num_heads)
-        written_BSD = merge_heads(keep_BHS1 * raw_BHSK + take_BHST @ v_tok_BHTK)
+        raw_BHSK = split_heads(memory_BSD, writer.num_heads)
+        written_BSD = merge_heads(mix_slots(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK))
         next_memory_BSD = model.memory_norm(written_BSD)
     return WriterAttention(keep_BHS=keep_BHS1.squeeze(-1), take_BHST=take_BHST, written_BSD=written_BSD,
                            next_memory_BSD=next_memory_BSD)

@@ -24,8 +24,9 @@ class MemoryWriter(nn.Module):
         a_i = softmax([q_i . k_i / (sqrt(K) tau) + b_h ; q_i . K_x / (sqrt(K) tau)])
         m'_i = a_i[0] * m_i + sum_j a_i[j] V_x[j]
 
-    b_h is our learned per-head keep bias (absent when ``keep_init`` is None). The self term's value is the slot's *raw* vector and there is no output projection, so a slot
-    that attends only to itself is left exactly as it was (spec 1.2, decision 4). W_K is shared
+    b_h is our optional learned per-head keep bias (absent when ``keep_init`` is None, the
+    default). The self term's value is the slot's *raw* vector and there is no output projection,
+    so a slot that attends only to itself is left exactly as it was (spec 1.2, decision 4). W_K is shared
     by slot and token keys (decision 4). The LayerNorm on the slots before W_Q / W_K is ours:
     slots are unit vectors and would give logits far smaller than the token keys' otherwise (the
     same reason the reader normalises them, decision 3).
@@ -59,18 +60,23 @@ class MemoryWriter(nn.Module):
         then never rounded to bfloat16 on its way through a write (decision 11).
         """
         q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK = self._operands(memory_BSD, tokens_BTD)
+        # Under autocast the raw slot (float32) and the token values (low precision) differ in
+        # dtype; one SDPA call would round the kept slot, so the written-out path mixes them.
         if self.impl == "sdpa" and raw_BHSK.dtype == v_tok_BHTK.dtype:
             written_BHSK = _write_sdpa(q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK, self.scale(q_BHSK),
                                        self.self_bias_H)
         else:
-            keep_BHS1, take_BHST = self.weights(memory_BSD, tokens_BTD)
-            written_BHSK = _mix(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK)
+            keep_BHS1, take_BHST = self._weights(q_BHSK, k_slot_BHSK, k_tok_BHTK)
+            written_BHSK = mix_slots(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK)
         return merge_heads(written_BHSK)
 
     def weights(self, memory_BSD: torch.Tensor, tokens_BTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The write attention written out (the reference path, and what ``analysis`` reads):
         a_i[0] as keep (B, H, S, 1) and a_i[1:] as take (B, H, S, T); they sum to 1 per slot."""
         q_BHSK, k_slot_BHSK, k_tok_BHTK, _, _ = self._operands(memory_BSD, tokens_BTD)
+        return self._weights(q_BHSK, k_slot_BHSK, k_tok_BHTK)
+
+    def _weights(self, q_BHSK, k_slot_BHSK, k_tok_BHTK) -> tuple[torch.Tensor, torch.Tensor]:
         scale = self.scale(q_BHSK)
         self_logit_BHS1 = (q_BHSK * k_slot_BHSK).sum(-1, keepdim=True) * scale
         if self.self_bias_H is not None:
@@ -93,7 +99,7 @@ class MemoryWriter(nn.Module):
         return q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK
 
 
-def _mix(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK) -> torch.Tensor:
+def mix_slots(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK) -> torch.Tensor:
     """m' = a[0] m + sum_j a[j] V_x[j] (spec 1.2). The kept share of the raw slot is added in the
     raw slot's dtype, so under autocast a slot that keeps itself stays float32 exactly; only the
     new content is computed in low precision."""

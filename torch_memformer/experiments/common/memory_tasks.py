@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import math
 from typing import Any
@@ -140,8 +141,6 @@ def _model_list(text: str) -> tuple[str, ...]:
 
 
 def _json_object(text: str) -> dict:
-    import json
-
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:
