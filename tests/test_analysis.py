@@ -87,7 +87,7 @@ def test_analyze_slots_counts_shares_and_groups():
     often, rarely = analysis.often_overwritten, analysis.rarely_overwritten
     assert len(often) == len(rarely) == 1 and not set(often) & set(rarely)
     assert analysis.slot_mean_keep_S[often[0]] == analysis.slot_mean_keep_S.min()
-    np.testing.assert_allclose(analysis.bias_norm_S, model.memory_norm.bias_SD.detach().norm(dim=-1).numpy(),
+    np.testing.assert_allclose(analysis.bias_norm_S, model.memory_norm.bias().detach().norm(dim=-1).numpy(),
                                rtol=1e-6)
     assert analysis.summary["mid_document_from_segment"] == 8
     assert set(analysis.to_dict()) >= {"document_keep_PHS", "document_keep_PS", "keep_share_P", "bias_norm_S",

@@ -1,5 +1,7 @@
 """The memory writer (spec 1.2) and forgetting (spec 1.3), checked against their definitions."""
 
+import math
+
 import torch
 
 from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _write_sdpa, mix_slots
@@ -137,7 +139,7 @@ def test_rows_are_unit_norm_after_bmn():
 
 def test_a_slot_that_takes_nothing_new_converges_to_its_normalised_bias():
     torch.manual_seed(0)
-    bmn = BiasedMemoryNormalization(6, 32, forgetting=True)
+    bmn = BiasedMemoryNormalization(6, 32, forgetting=True, form="vector")
     with torch.no_grad():
         bmn.bias_SD.mul_(torch.linspace(0.5, 3.0, 6).unsqueeze(-1))  # different forgetting speeds
     target = bmn.initial_memory()
@@ -163,8 +165,7 @@ def test_without_forgetting_a_kept_slot_stays_put():
 def test_memory_of_a_real_model_fades_to_the_initial_memory_when_the_writer_keeps_everything():
     model = tiny_model()
     with torch.no_grad():  # forgetting biases of norm 3: a fast fade
-        bias_SD = model.memory_norm.bias_SD
-        bias_SD.mul_(3.0 / bias_SD.norm(dim=-1, keepdim=True))
+        model.memory_norm.log_norm_S.fill_(math.log(3.0))
     memory = model.init_state(1).memory
     other = torch.nn.functional.normalize(torch.randn(1, 6, 32), dim=-1)
     for _ in range(40):
@@ -173,6 +174,43 @@ def test_memory_of_a_real_model_fades_to_the_initial_memory_when_the_writer_keep
 
 
 def test_forgetting_biases_start_at_the_configured_norm():
-    for norm in (0.1, 1.0, 2.5):
-        bmn = BiasedMemoryNormalization(6, 32, forgetting=True, init_norm=norm)
-        torch.testing.assert_close(bmn.bias_SD.norm(dim=-1), torch.full((6,), norm))
+    for form in ("polar", "vector"):
+        for norm in (0.02, 0.1, 1.0, 2.5):
+            bmn = BiasedMemoryNormalization(6, 32, forgetting=True, init_norm=norm, form=form)
+            torch.testing.assert_close(bmn.bias().norm(dim=-1), torch.full((6,), norm))
+
+
+def test_polar_and_vector_forms_compute_the_same_forgetting():
+    # Decision 15 changes how v_i is held, not the equations: the same v_i gives the same write.
+    torch.manual_seed(0)
+    polar = BiasedMemoryNormalization(6, 32, forgetting=True, init_norm=0.3, form="polar")
+    vector = BiasedMemoryNormalization(6, 32, forgetting=True, form="vector")
+    with torch.no_grad():
+        polar.direction_SD.mul_(torch.linspace(0.5, 4.0, 6).unsqueeze(-1))  # the direction's norm is free
+        polar.log_norm_S.copy_(torch.linspace(-3.0, 1.0, 6))
+        vector.bias_SD.copy_(polar.bias())
+    written = torch.randn(2, 6, 32)
+    torch.testing.assert_close(polar(written), vector(written))
+    torch.testing.assert_close(polar.initial_memory(), vector.initial_memory())
+    torch.testing.assert_close(polar.bias().norm(dim=-1), torch.linspace(-3.0, 1.0, 6).exp())
+
+
+def test_polar_forgetting_rate_moves_only_as_far_as_the_gradient_pushes():
+    # Why decision 15: under Adam, a vector v_i whose gradient is pure noise still grows in norm
+    # (each of its d coordinates moves by about lr per step), while a log-norm scalar fed the
+    # same noise random-walks by about lr * sqrt(steps) in log space.
+    torch.manual_seed(0)
+    norms = {}
+    for form in ("polar", "vector"):
+        bmn = BiasedMemoryNormalization(16, 64, forgetting=True, init_norm=0.02, form=form)
+        optimizer = torch.optim.Adam(bmn.parameters(), lr=2e-3)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(600):
+            optimizer.zero_grad()
+            written = torch.nn.functional.normalize(torch.randn(8, 16, 64, generator=g), dim=-1)
+            noise = torch.randn(8, 16, 64, generator=g)
+            (bmn(written) * noise).sum().backward()  # a loss with no preferred forgetting rate
+            optimizer.step()
+        norms[form] = float(bmn.bias().detach().norm(dim=-1).mean())
+    assert norms["polar"] < 0.03, norms  # stays near 0.02
+    assert norms["vector"] > 0.1, norms  # grown fivefold by noise alone

@@ -16,11 +16,13 @@ from typing import Any, Literal
 WriteHeads = Literal["multi", "single"]
 AttentionImpl = Literal["sdpa", "reference"]
 ContextPositions = Literal["rotary", "none"]
+ForgettingForm = Literal["polar", "vector"]
 
 # What a checkpoint saved before a field existed meant by it: the behaviour it was trained with.
 # ``registry.config_from_saved`` fills these in for saved configs that lack the field, so old
 # checkpoints load and compute exactly as before; a config written by hand gets the defaults.
-LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none"}
+LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none",
+                                  "forgetting_form": "vector"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,9 @@ class MemformerConfig:
     # ||v_i|| at initialisation: how far a kept slot turns towards its blank state per write
     # (decision 5). Only the initialisation; the norms are learned.
     forgetting_init_norm: float = 0.1
+    # How v_i is learned (decision 15): "polar" holds a direction and a log-norm, so the
+    # forgetting rate ||v_i|| moves only where the gradient pushes it; "vector" holds v_i itself.
+    forgetting_form: ForgettingForm = "polar"
     # Positions between the decoder and the previous segment it attends to: "rotary" rotates the
     # decoder's cross-attention with encoder positions 0..L-1 and decoder positions L..2L-1
     # (decision 1); "none" leaves it position-free (the models before it).
@@ -94,6 +99,7 @@ class MemformerConfig:
             _check_float(self, "write_keep_init", low=0.0, high=1.0, low_open=True, high_open=True)
         _check_float(self, "forgetting_init_norm", low=0.0, low_open=True)
         _check_choice(self, "context_positions", ("rotary", "none"))
+        _check_choice(self, "forgetting_form", ("polar", "vector"))
         for name in ("forgetting", "use_memory", "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")

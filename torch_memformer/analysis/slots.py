@@ -126,7 +126,7 @@ def analyze_slots(
     if document not in chosen:
         chosen = chosen + [document]
     keeps = _trace_documents(model, corpus, chosen, max_segments=max_segments)
-    bias_norm_S = model.memory_norm.bias_SD.detach().double().norm(dim=-1).cpu().numpy()
+    bias_norm_S = model.memory_norm.bias().detach().double().norm(dim=-1).cpu().numpy()
     return summarize(keeps, bias_norm_S, document=document)
 
 

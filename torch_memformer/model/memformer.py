@@ -74,7 +74,8 @@ class Memformer(nn.Module):
                 keep_init=config.write_keep_init, segment_len=config.segment_len,
             )
             self.memory_norm = BiasedMemoryNormalization(
-                config.num_slots, d, forgetting=config.forgetting, init_norm=config.forgetting_init_norm
+                config.num_slots, d, forgetting=config.forgetting, init_norm=config.forgetting_init_norm,
+                form=config.forgetting_form,
             )
         self.decoder = Decoder(config)
         if not config.tie_embeddings:

@@ -55,6 +55,7 @@ class MemformerHFConfig(PretrainedConfig):
     write_heads: str = "multi"
     write_keep_init: float | None = None
     forgetting_init_norm: float = 0.1
+    forgetting_form: str = "polar"
     context_positions: str = "rotary"
     tie_embeddings: bool = True
     rope_base: float = 10000.0

@@ -84,11 +84,12 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
                 module.cos_TK.copy_(fresh.cos_TK)
                 module.sin_TK.copy_(fresh.sin_TK)
         elif isinstance(module, BiasedMemoryNormalization):
-            if not getattr(module.bias_SD, "_is_hf_initialized", False):
-                fresh = BiasedMemoryNormalization(*module.bias_SD.shape, forgetting=module.forgetting,
-                                                  init_norm=self.config.forgetting_init_norm)
-                with torch.no_grad():
-                    module.bias_SD.copy_(fresh.bias_SD)
+            fresh = BiasedMemoryNormalization(*module.initial_memory().shape, forgetting=module.forgetting,
+                                              init_norm=self.config.forgetting_init_norm, form=module.form)
+            with torch.no_grad():
+                for name, parameter in module.named_parameters(recurse=False):
+                    if not getattr(parameter, "_is_hf_initialized", False):
+                        parameter.copy_(getattr(fresh, name))
         elif isinstance(module, Memformer):
             module._init_weights()
 
