@@ -56,7 +56,7 @@ class MemformerConfig:
     write_keep_init: float | None = None
     # ||v_i|| at initialisation: how far a kept slot turns towards its blank state per write
     # (decision 5). Only the initialisation; the norms are learned.
-    forgetting_init_norm: float = 0.1
+    forgetting_init_norm: float = 0.02
     # How v_i is learned (decision 15): "polar" holds a direction and a log-norm, so the
     # forgetting rate ||v_i|| moves only where the gradient pushes it; "vector" holds v_i itself.
     forgetting_form: ForgettingForm = "polar"

@@ -54,7 +54,7 @@ class MemformerHFConfig(PretrainedConfig):
     use_memory: bool = True
     write_heads: str = "multi"
     write_keep_init: float | None = None
-    forgetting_init_norm: float = 0.1
+    forgetting_init_norm: float = 0.02
     forgetting_form: str = "polar"
     context_positions: str = "rotary"
     tie_embeddings: bool = True
