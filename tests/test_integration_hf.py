@@ -160,6 +160,25 @@ def test_save_pretrained_writes_safetensors_and_loads_back(tmp_path, hf):
         MemformerForCausalLM.from_pretrained(tmp_path / "m", use_safetensors=False)
 
 
+def test_a_directory_converted_before_forgetting_form_is_refused_with_the_fix(tmp_path):
+    # Such a directory holds the forgetting bias as one vector and no forgetting_form in its
+    # config.json; loading it as today's default ("polar") would start v from scratch silently.
+    import json
+
+    old = MemformerForCausalLM(MemformerHFConfig.from_memformer_config(tiny_config(forgetting_form="vector")))
+    old.save_pretrained(tmp_path / "old")
+    config_path = tmp_path / "old" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["forgetting_form"]
+    config_path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="convert the native checkpoint again"):
+        AutoModelForCausalLM.from_pretrained(tmp_path / "old")
+    # The same directory with its field still there loads.
+    saved["forgetting_form"] = "vector"
+    config_path.write_text(json.dumps(saved))
+    assert MemformerForCausalLM.from_pretrained(tmp_path / "old").config.forgetting_form == "vector"
+
+
 # ---------------------------------------------------------------------------- generation
 
 

@@ -145,7 +145,14 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         if kwargs.get("use_safetensors") is False:
             raise ValueError("Memformer checkpoints are read from safetensors only; drop use_safetensors=False")
         kwargs["use_safetensors"] = True
-        return super().from_pretrained(*args, **kwargs)
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        if any(key.endswith("memory_norm.bias_SD") for key in info.get("unexpected_keys", ())):
+            # Converted before decision 15: its forgetting bias is one vector, and its config.json
+            # has no forgetting_form, which now defaults to "polar" (a direction and a log-norm).
+            raise ValueError("this Hugging Face directory was converted before forgetting_form existed; "
+                             "convert the native checkpoint again with 'memformer convert --to hf'")
+        return (model, info) if wants_info else model
 
     # ------------------------------------------------------------------ the model
 
