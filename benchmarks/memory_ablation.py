@@ -20,10 +20,14 @@ from pathlib import Path
 
 # (directory, what it changes from today's defaults), in the table's order.
 SETTINGS = [
-    ("defaults", "today's defaults (forgetting-bias norm 0.1, rotary decoder context, no keep bias)"),
-    ("norm1", "forgetting biases start at norm 1 (the first version)"),
-    ("context-none", "position-free decoder context (the first version)"),
-    ("keep09", "keep bias 0.9 on the writer's self logit"),
+    ("polar-002", "today's defaults: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "
+                  "rotary decoder context, no keep bias"),
+    ("polar-01", "the same from norm 0.1"),
+    ("defaults", "forgetting bias as one vector from norm 0.1 (issue 10's first fix)"),
+    ("value-unit", "as the row above, token values at unit norm (tried, removed)"),
+    ("norm1", "one vector from norm 1 (the first version)"),
+    ("context-none", "one vector from 0.1, position-free decoder context"),
+    ("keep09", "one vector from 0.1, keep bias 0.9 on the writer's self logit"),
     ("no-forgetting", "without forgetting (the paper's ablation)"),
     ("first-version", "the first version's defaults (norm 1, context none)"),
 ]
