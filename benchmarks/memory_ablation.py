@@ -20,7 +20,9 @@ from pathlib import Path
 
 # (directory, what it changes from today's defaults), in the table's order.
 SETTINGS = [
-    ("polar-002", "today's defaults: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "
+    ("polar-002-dir01", "today's defaults: forgetting bias as direction (started at length 0.1) + log-norm "
+                        "from 0.02 (decision 15), rotary decoder context, no keep bias"),
+    ("polar-002", "direction started at length 1: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "
                   "rotary decoder context, no keep bias"),
     ("polar-01", "the same from norm 0.1"),
     ("defaults", "forgetting bias as one vector from norm 0.1 (issue 10's first fix)"),
