@@ -29,7 +29,8 @@ def test_gradcheck_through_memory_across_segments():
 def test_gradcheck_parameters_of_writer_and_forgetting():
     model = _double_model()
     ids = torch.randint(0, 11, (1, 10), generator=torch.Generator().manual_seed(2))
-    names = ["memory_norm.direction_SD", "memory_norm.log_norm_S", "writer.query.weight", "writer.key.bias", "encoder.layers.0.memory_read.query.weight"]
+    names = ["memory_norm.direction_SD", "memory_norm.log_norm_S", "writer.query.weight", "writer.key.bias",
+             "encoder.layers.0.memory_read.query.weight"]
     params = dict(model.named_parameters())
     originals = [params[n].detach().clone().requires_grad_(True) for n in names]
 

@@ -180,6 +180,15 @@ def test_forgetting_biases_start_at_the_configured_norm():
             torch.testing.assert_close(bmn.bias().norm(dim=-1), torch.full((6,), norm))
 
 
+def test_without_forgetting_the_polar_form_learns_no_rate():
+    # The paper's ablation adds no bias, so no forgetting rate exists to learn: only m_0's direction.
+    bmn = BiasedMemoryNormalization(6, 32, forgetting=False, form="polar")
+    assert [name for name, _ in bmn.named_parameters()] == ["direction_SD"]
+    assert not bmn.bias().any()
+    memory = torch.nn.functional.normalize(torch.randn(1, 6, 32), dim=-1)
+    torch.testing.assert_close(bmn(memory), memory)
+
+
 def test_polar_and_vector_forms_compute_the_same_forgetting():
     # Decision 15 changes how v_i is held, not the equations: the same v_i gives the same write.
     torch.manual_seed(0)

@@ -43,12 +43,6 @@ def make_model(**changes) -> Memformer:
     return Memformer(config).double()
 
 
-def grads_of(model: torch.nn.Module) -> list[torch.Tensor]:
-    # Zeros for a parameter the loss never reached (without forgetting, the forgetting bias's
-    # log-norm is unused), so the ranks' lists line up.
-    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
-
-
 def rank_window(rank: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(100 + rank)
     return torch.randint(0, VOCAB, (2, 3 * SEGMENT + 1), generator=generator)
@@ -57,7 +51,7 @@ def rank_window(rank: int) -> torch.Tensor:
 def single_process_grads(rank: int) -> list[torch.Tensor]:
     model = make_model()
     backward_window(model, rank_window(rank), method="mrbp")
-    return grads_of(model)
+    return [p.grad.clone() for p in model.parameters()]
 
 
 def accumulation_windows(rank: int) -> list[torch.Tensor]:
@@ -69,7 +63,7 @@ def single_process_accumulated_grads(rank: int) -> list[torch.Tensor]:
     model, state = make_model(forgetting=False), None
     for input_ids in accumulation_windows(rank):
         state = backward_window(model, input_ids, state=state, method="mrbp", loss_weight=0.5).state
-    return grads_of(model)
+    return [p.grad.clone() for p in model.parameters()]
 
 
 def accumulate_under_ddp(rank: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -80,7 +74,7 @@ def accumulate_under_ddp(rank: int) -> tuple[list[torch.Tensor], list[torch.Tens
     with ddp.no_sync():
         state = backward_window(ddp, first, method="mrbp", loss_weight=0.5).state
     backward_window(ddp, second, state=state, method="mrbp", loss_weight=0.5)
-    return grads_of(model), expected
+    return [p.grad.clone() for p in model.parameters()], expected
 
 
 def windows_inside_one_segment(rank: int) -> None:
@@ -114,7 +108,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
         model.zero_grad(set_to_none=True)
         reductions.clear()
         backward_window(ddp, rank_window(rank), method="mrbp")
-        grads = grads_of(model)
+        grads = [p.grad.clone() for p in model.parameters()]
         torch.optim.SGD(model.parameters(), lr=0.1).step()
         params = torch.cat([p.detach().flatten() for p in model.parameters()])
         others = [torch.empty_like(params) for _ in range(WORLD)]

@@ -171,26 +171,30 @@ class BiasedMemoryNormalization(nn.Module):
             # turns at about lr sqrt(d) / ||u|| per step. 0.1 turns it as fast as the vector form
             # from norm 0.1, which learned text best (decision 15).
             self.direction_SD = nn.Parameter(DIRECTION_INIT_NORM * direction_SD)
-            self.log_norm_S = nn.Parameter(torch.full((num_slots,), math.log(init_norm)))
+            if forgetting:  # without forgetting no rate is ever added, so none is learned
+                self.log_norm_S = nn.Parameter(torch.full((num_slots,), math.log(init_norm)))
         else:  # the name checkpoints written before decision 15 hold it under
             self.bias_SD = nn.Parameter(init_norm * direction_SD)
 
+    def _direction_or_vector(self) -> torch.Tensor:
+        return self.direction_SD if self.form == "polar" else self.bias_SD
+
     def bias(self) -> torch.Tensor:
-        """v (S, D), whichever way it is held."""
-        if self.form == "polar":
-            return self.log_norm_S.exp().unsqueeze(-1) * F.normalize(self.direction_SD, dim=-1, eps=self.eps)
-        return self.bias_SD
+        """v (S, D), whichever way it is held (zero for the polar form without forgetting)."""
+        if self.form == "vector":
+            return self.bias_SD
+        if not self.forgetting:
+            return torch.zeros_like(self.direction_SD)
+        return self.log_norm_S.exp().unsqueeze(-1) * F.normalize(self.direction_SD, dim=-1, eps=self.eps)
 
     def initial_memory(self) -> torch.Tensor:
         """m_0 = v / ||v||: (S, D)."""
-        source_SD = self.direction_SD if self.form == "polar" else self.bias_SD
-        return F.normalize(source_SD, dim=-1, eps=self.eps)
+        return F.normalize(self._direction_or_vector(), dim=-1, eps=self.eps)
 
     def forward(self, written_BSD: torch.Tensor) -> torch.Tensor:
-        bias_SD = self.bias()
         # Kept in the parameters' dtype (float32 under autocast) so the carried state never
         # degrades to bfloat16 segment after segment.
-        written_BSD = written_BSD.to(bias_SD.dtype)
+        written_BSD = written_BSD.to(self._direction_or_vector().dtype)
         if self.forgetting:
-            written_BSD = written_BSD + bias_SD
+            written_BSD = written_BSD + self.bias()
         return F.normalize(written_BSD, dim=-1, eps=self.eps)
