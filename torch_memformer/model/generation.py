@@ -3,8 +3,9 @@
 Shape legend: B batch, L segment length, D d_model, V vocabulary.
 
 Per new token the cost is one cached decoder step; once every L tokens the finished segment goes
-through the encoder and the writer and the cache starts again on the new context. Nothing grows
-with the stream, so time and memory per token stay flat however long it runs.
+through the encoder and the writer and the cache starts again on the new context
+(``DecodingCursor``, ``cursor.py``, which the Hugging Face cache shares). Nothing grows with the
+stream, so time and memory per token stay flat however long it runs.
 
 ``tests/test_generation.py`` checks greedy decoding here against argmax of the full forward.
 """
@@ -15,8 +16,8 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
+from .cursor import DecodingCursor
 from .state import MemformerState
 
 if TYPE_CHECKING:
@@ -111,46 +112,16 @@ def _generate_aligned(
     generator: torch.Generator | None,
 ) -> GenerationOutput:
     """Generation for rows that share one position p inside the current segment."""
-    length = model.config.segment_len
-    bos = model.config.bos_token_id
-    memory_BSD, context_BLD = state.memory, state.context
-    tokens_BL = state.tokens.clone()
-    p = int(state.position[0])
-    batch = tokens_BL.size(0)
-    new_tokens = tokens_BL.new_empty(batch, max_new_tokens)
+    new_tokens = state.tokens.new_empty(state.batch_size, max_new_tokens)
     if max_new_tokens == 0:
         return GenerationOutput(tokens=new_tokens, state=state)
-
-    # Prefill: decoder inputs [BOS, tokens 0 .. p - 1] at positions 0 .. p; output p predicts token p.
-    cache = model.decoder.new_cache(context_BLD, model.rotary)
-    inputs_BT = torch.cat([tokens_BL.new_full((batch, 1), bos), tokens_BL[:, :p]], dim=1)
-    hidden_BD = model.decoder.forward_cached(model.embedding(inputs_BT), 0, cache, model.rotary)[:, -1]
+    # The cursor decodes lazily: the last token is pushed (its segment encoded if it completes one)
+    # but never run through the decoder, since nothing reads its prediction.
+    cursor = DecodingCursor.start(state)
     for step in range(max_new_tokens):
         token_B = sample_next(
-            model.logits_from_hidden(hidden_BD), temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            cursor.logits(model), temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
         )
         new_tokens[:, step] = token_B
-        tokens_BL[:, p] = token_B
-        p += 1
-        is_last = step == max_new_tokens - 1
-        if p == length:
-            # The segment is complete: encode it, write the memory, restart the cache on H_t.
-            context_BLD, memory_BSD = model.encode_and_write(tokens_BL, memory_BSD)
-            p = 0
-            if not is_last:
-                cache = model.decoder.new_cache(context_BLD, model.rotary)
-                bos_B1 = tokens_BL.new_full((batch, 1), bos)
-                hidden_BD = model.decoder.forward_cached(model.embedding(bos_B1), 0, cache, model.rotary)[:, -1]
-        elif not is_last:
-            # Token p - 1 is the decoder's input at position p.
-            x_B1D = model.embedding(token_B.unsqueeze(1))
-            hidden_BD = model.decoder.forward_cached(x_B1D, p, cache, model.rotary)[:, -1]
-    final_tokens_BL = F.pad(tokens_BL[:, :p], (0, length - p))
-    final = MemformerState(
-        memory=memory_BSD,
-        context=context_BLD,
-        tokens=final_tokens_BL,
-        position=torch.full_like(state.position, p),
-        started=state.started,
-    )
-    return GenerationOutput(tokens=new_tokens, state=final)
+        cursor.push(model, token_B)
+    return GenerationOutput(tokens=new_tokens, state=cursor.state())
