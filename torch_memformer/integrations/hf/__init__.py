@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from .cache import MemformerCache
 from .config import MemformerHFConfig
 from .convert import from_native, hf_to_native, native_to_hf
 from .lora import LORA_TARGET_MODULES, declare_lora_target_modules
@@ -29,6 +30,7 @@ declare_lora_target_modules()
 
 __all__ = [
     "LORA_TARGET_MODULES",
+    "MemformerCache",
     "MemformerCausalLMOutput",
     "MemformerForCausalLM",
     "MemformerHFConfig",

@@ -19,10 +19,10 @@ the prefix ``memformer.`` (``convert.py`` relies on that). It adds nothing to th
   segment). ``resize_token_embeddings`` to another size is refused before anything changes.
   ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` are accepted as None only
   (PEFT passes them).
-- ``generate`` (from ``GenerationMixin``) works for greedy search and sampling. It re-reads the
-  whole sequence at every step (``prepare_inputs_for_generation``; no ``transformers`` cache): right
-  but quadratic in the generated length. ``stream_generate`` is the fast path: the native
-  generator, with a decoder KV cache inside the segment and the memory across segments.
+- ``generate`` (from ``GenerationMixin``) runs on a ``MemformerCache`` (``cache.py``): the
+  memory state plus the decoder's KV cache in the current segment, so each new token costs one
+  cached decoder step, as ``stream_generate`` (the native generator) does. Beam search reorders
+  it; ``use_cache=False`` re-reads the whole sequence every step (the slow reference).
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ from ...model import GenerationOutput, Memformer, MemformerState
 from ...model.attention import Rotary
 from ...model.memformer import shifted_cross_entropy
 from ...model.memory import BiasedMemoryNormalization
+from .cache import MemformerCache
+from .cached_forward import cached_forward
 from .config import MemformerHFConfig
+from .padding import real_spans
 
 
 @dataclasses.dataclass
@@ -49,6 +52,8 @@ class MemformerCausalLMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     memformer_state: MemformerState | None = None
+    # The cache given to forward, after this call's tokens: ``generate`` takes it from here.
+    cache: MemformerCache | None = None
 
 
 class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
@@ -104,7 +109,8 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
-        # The stream state is not a key/value cache; generate must not build one.
+        # The stream state is not a per-layer key/value cache: generate must not build a DynamicCache;
+        # prepare_inputs_for_generation builds a MemformerCache instead.
         return False
 
     def resize_token_embeddings(
@@ -168,6 +174,8 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        cache: MemformerCache | None = None,
+        logits_to_keep: int = 0,
     ) -> MemformerCausalLMOutput | tuple:
         """Read ``input_ids`` (B, N) after ``memformer_state`` (fresh streams if None).
 
@@ -175,6 +183,9 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         ignored too). ``reset`` (B,) bool: those rows start new streams at their first real token.
         ``use_cache`` is accepted for transformers' sake and has no effect (the state is always
         returned). ``return_dict=False`` gives the tuple (loss, logits, memformer_state) without Nones.
+        ``cache`` (a ``MemformerCache``, what ``generate`` passes) reads the tokens into it, one
+        cached decoder step each after the prompt (``cached_forward.py``); ``logits_to_keep`` K > 0
+        returns only the last K positions' logits (0: all).
         ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` exist because PEFT
         passes them; only their default (None or False) is accepted.
         """
@@ -186,6 +197,16 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
                              "output_attentions and output_hidden_states unset")
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError("input_ids must be a (batch, tokens) tensor of token ids")
+        use_dict = self.config.return_dict if return_dict is None else return_dict
+        if cache is not None:
+            if not isinstance(cache, MemformerCache):
+                raise TypeError(f"cache must be a MemformerCache, got {type(cache).__name__}")
+            if labels is not None or reset is not None:
+                raise ValueError("labels and reset are not taken with a cache, which is for generation")
+            logits = cached_forward(self.memformer, input_ids, state=memformer_state, attention_mask=attention_mask,
+                                    cache=cache, logits_to_keep=logits_to_keep, full_forward=self._full_forward)
+            output = MemformerCausalLMOutput(logits=logits, memformer_state=cache.memformer_state, cache=cache)
+            return output if use_dict else output.to_tuple()
         if (attention_mask is None or bool(attention_mask.all())) and self._checkpointing():
             logits, state = self._checkpointed_forward(input_ids, memformer_state, reset)
             loss = None
@@ -199,9 +220,19 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
             loss = None
             if labels is not None:
                 loss = shifted_cross_entropy(logits, _mask_labels(labels, attention_mask))
+        if logits_to_keep:
+            logits = logits[:, -logits_to_keep:]
         output = MemformerCausalLMOutput(loss=loss, logits=logits, memformer_state=state)
-        use_dict = self.config.return_dict if return_dict is None else return_dict
         return output if use_dict else output.to_tuple()
+
+    def _full_forward(
+        self, input_ids: torch.Tensor, state: MemformerState | None, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, MemformerState]:
+        """Every position's logits and the state after them (padding not read): a cache's prefill."""
+        if attention_mask is None or bool(attention_mask.all()):
+            out = self.memformer(input_ids, state=state)
+            return out.logits, out.state
+        return self._forward_padded(input_ids, state, attention_mask, None)
 
     def _forward_padded(
         self,
@@ -282,16 +313,38 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.Tensor,
+        next_sequence_length: int | None = None,
+        cache: MemformerCache | None = None,
         attention_mask: torch.Tensor | None = None,
         memformer_state: MemformerState | None = None,
+        use_cache: bool = True,
+        logits_to_keep: int | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """The whole sequence every step, from the state given to ``generate`` (if any).
+        """The inputs of one ``generate`` step.
 
-        transformers' cache arguments (``cache``, ``next_sequence_length``, ...) are ignored: there
-        is no cache, so nothing can be sliced off.
+        With ``use_cache`` (the default) a ``MemformerCache`` is built at the first step, which
+        reads the prompt after ``memformer_state`` (if given); later steps pass only the new
+        column. ``generate(..., use_cache=False)`` re-reads the whole sequence every step instead:
+        the slow reference the cache is tested against. A starting state for one row per prompt
+        is repeated for beams and ``num_return_sequences`` (transformers expands tensors only).
+        Other transformers arguments (``is_first_iteration``, ...) are not needed.
         """
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "memformer_state": memformer_state}
+        del kwargs
+        inputs: dict[str, Any] = {"attention_mask": attention_mask}
+        if logits_to_keep is not None:
+            inputs["logits_to_keep"] = logits_to_keep
+        if not use_cache:
+            return {**inputs, "input_ids": input_ids, "memformer_state": _expand_state(memformer_state, input_ids)}
+        cache = MemformerCache() if cache is None else cache
+        if cache.is_initialized:
+            # memformer_state stays among generate's arguments every step; only the prompt reads it
+            # (a cache that has read a prompt holds its own state).
+            if next_sequence_length is not None:
+                input_ids = input_ids[:, -next_sequence_length:]
+            return {**inputs, "input_ids": input_ids, "cache": cache}
+        return {**inputs, "input_ids": input_ids, "cache": cache,
+                "memformer_state": _expand_state(memformer_state, input_ids)}
 
     @torch.no_grad()
     def stream_generate(
@@ -313,23 +366,16 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         )
 
 
-def real_spans(attention_mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """(B, 2) [start, end) of each row's ones; ValueError unless every row is zeros, ones, zeros."""
-    if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != shape:
-        got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
-        raise ValueError(f"attention_mask must have the shape of input_ids {shape}, got {got}")
-    mask_BN = attention_mask.to(torch.bool)
-    count_B = mask_BN.sum(dim=1)
-    start_B = torch.where(count_B > 0, mask_BN.to(torch.int8).argmax(dim=1), 0)
-    end_B = start_B + count_B
-    positions_N = torch.arange(shape[1], device=mask_BN.device)
-    expected_BN = (positions_N >= start_B[:, None]) & (positions_N < end_B[:, None])
-    if not bool((expected_BN == mask_BN).all()):
-        raise ValueError(
-            "attention_mask may only pad rows on the left or the right (zeros, then ones, then zeros): a "
-            "Memformer reads each row as one stream, so a row cannot have gaps"
-        )
-    return torch.stack([start_B, end_B], dim=1)
+def _expand_state(state: MemformerState | None, input_ids: torch.Tensor) -> MemformerState | None:
+    """``state`` with each row repeated for the rows ``generate`` made of its prompt (beams,
+    return sequences: consecutive copies, as ``repeat_interleave``)."""
+    if state is None or state.batch_size == input_ids.size(0):
+        return state
+    rows, prompts = input_ids.size(0), state.batch_size
+    if rows % prompts:
+        raise ValueError(f"memformer_state holds {prompts} streams but generate has {rows} rows; give one state "
+                         "row per prompt")
+    return state.select(torch.arange(prompts, device=state.memory.device).repeat_interleave(rows // prompts))
 
 
 def _mask_labels(labels: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
