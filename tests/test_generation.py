@@ -93,3 +93,20 @@ def test_zero_new_tokens_and_bad_arguments(model, ids):
     ]:
         with pytest.raises(ValueError, match=message):
             model.generate(ids[:, :5], **kwargs)
+
+
+def test_decoding_cursor_reads_like_the_full_forward(model, ids):
+    from torch_memformer.model.cursor import DecodingCursor
+
+    state = model(ids[:, :5]).state
+    cursor = DecodingCursor.start(state)
+    expected = model(ids[:, 5:25], state=state)
+    for i in range(20):  # crosses the segment ends at 8, 16 and 24
+        cursor.push(model, ids[:, 5 + i])
+        if i % 3:  # the decoder runs lazily: skipped positions are caught up when logits are asked for
+            torch.testing.assert_close(cursor.logits(model), expected.logits[:, i], rtol=0, atol=1e-5)
+    for name, value in cursor.state().tensors().items():
+        torch.testing.assert_close(value, expected.state.tensors()[name], rtol=0, atol=1e-5, msg=name)
+    picked = cursor.select(torch.tensor([2, 0]))
+    torch.testing.assert_close(picked.logits(model), cursor.logits(model)[[2, 0]], rtol=0, atol=1e-6)
+    assert torch.equal(state.tokens, model(ids[:, :5]).state.tokens)  # pushing never wrote into the state
