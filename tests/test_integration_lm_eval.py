@@ -171,3 +171,24 @@ def test_registering_memformer_keeps_lm_evals_own_models():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["HFLM", "MemformerLM", "DummyLM"]
+
+
+def test_lm_evals_own_hf_model_on_a_converted_checkpoint(tmp_path, model):
+    pytest.importorskip("transformers")
+    from torch_memformer.integrations.hf import native_to_hf
+
+    save_model(tmp_path / "native", model, tokenizer=ByteTokenizer())
+    native_to_hf(tmp_path / "native", tmp_path / "hf")
+    # As `lm_eval --model hf --model_args pretrained=DIR,trust_remote_code=True` builds it.
+    hf = get_model("hf")(pretrained=str(tmp_path / "hf"), trust_remote_code=True, batch_size=2, device="cpu")
+    ours = MemformerLM(model=model, tokenizer=ByteTokenizer(), batch_size=2, device="cpu")
+    assert (hf.eot_token_id, hf.prefix_token_id) == (3, 2)  # ETX ends a text, STX starts one
+    pairs = [("The capital of France is", " Paris"), ("Q: 2+2? A:", " 4"),
+             ("A much longer context that spans several segments of eight bytes:", " yes")]
+    requests = [request("loglikelihood", c, x) for c, x in pairs]
+    for (hf_logprob, hf_greedy), (logprob, greedy) in zip(hf.loglikelihood(requests), ours.loglikelihood(requests)):
+        assert hf_logprob == pytest.approx(logprob, rel=1e-5) and hf_greedy == greedy
+    settings = {"until": ["\n\n"], "max_gen_toks": 20}
+    prompts = ["Once upon a time", "x"]
+    assert (hf.generate_until([request("generate_until", p, settings) for p in prompts])
+            == ours.generate_until([request("generate_until", p, settings) for p in prompts]))

@@ -22,13 +22,14 @@ from .config import MemformerHFConfig
 from .convert import from_native, hf_to_native, native_to_hf
 from .lora import LORA_TARGET_MODULES, declare_lora_target_modules
 from .model import MemformerCausalLMOutput, MemformerForCausalLM
-from .tokenizer import byte_level_backend, from_hf_tokenizer_file, to_hf_tokenizer
+from .tokenizer import BYTE_SPECIAL_TOKENS, byte_level_backend, from_hf_tokenizer_file, special_token_ids, to_hf_tokenizer
 
 AutoConfig.register(MemformerHFConfig.model_type, MemformerHFConfig, exist_ok=True)
 AutoModelForCausalLM.register(MemformerHFConfig, MemformerForCausalLM, exist_ok=True)
 declare_lora_target_modules()
 
 __all__ = [
+    "BYTE_SPECIAL_TOKENS",
     "LORA_TARGET_MODULES",
     "MemformerCache",
     "MemformerCausalLMOutput",
@@ -39,5 +40,6 @@ __all__ = [
     "from_native",
     "hf_to_native",
     "native_to_hf",
+    "special_token_ids",
     "to_hf_tokenizer",
 ]

@@ -2,7 +2,7 @@
 
     native: config.json (MemformerConfig + model_type)   model.safetensors (names as in Memformer)
             tokenizer_meta.json (+ tokenizer.json for BPE)
-    hf:     config.json (MemformerHFConfig)  generation_config.json
+    hf:     config.json (MemformerHFConfig)  generation_config.json (pad / bos / eos ids for bytes)
             model.safetensors (the same tensors, names prefixed "memformer.")
             tokenizer.json + tokenizer_config.json (PreTrainedTokenizerFast)
 
@@ -23,7 +23,7 @@ from ...checkpoint import CheckpointError, atomic_directory, load_model, save_mo
 from ...model import Memformer
 from .config import MODEL_TYPE, MemformerHFConfig
 from .model import MemformerForCausalLM
-from .tokenizer import HF_TOKENIZER_FILE, from_hf_tokenizer_file, to_hf_tokenizer
+from .tokenizer import HF_TOKENIZER_FILE, from_hf_tokenizer_file, special_token_ids, to_hf_tokenizer
 
 PREFIX = MemformerForCausalLM.base_model_prefix + "."
 SAFE_WEIGHTS = "model.safetensors"
@@ -50,6 +50,11 @@ def native_to_hf(native_dir: str | Path, hf_dir: str | Path) -> Path:
             f"{native_dir} holds a {loaded.model_type!r} model; only Memformer checkpoints convert to Hugging Face"
         )
     hf_model = from_native(loaded.model)
+    if loaded.tokenizer is not None:
+        # generation_config.json names the tokenizer's pad / bos / eos ids (byte tokenizer only), so
+        # generate stops at eos and pads finished rows as transformers tools expect.
+        for name, value in special_token_ids(loaded.tokenizer).items():
+            setattr(hf_model.generation_config, name, value)
     hf_dir = Path(hf_dir)
     with atomic_directory(hf_dir) as tmp:
         hf_model.save_pretrained(tmp, safe_serialization=True)
