@@ -191,7 +191,8 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         """
         del use_cache
         if inputs_embeds is not None:
-            raise ValueError("MemformerForCausalLM does not take inputs_embeds yet; pass input_ids")
+            raise ValueError("MemformerForCausalLM takes input_ids, not inputs_embeds: the stream state keeps the "
+                             "current segment's token ids, which the encoder embeds when the segment ends")
         if output_attentions or output_hidden_states:
             raise ValueError("MemformerForCausalLM returns neither attentions nor hidden states; leave "
                              "output_attentions and output_hidden_states unset")
