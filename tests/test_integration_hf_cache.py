@@ -150,3 +150,18 @@ def test_generation_mistakes_are_refused_in_one_line(hf):
     hf(ids_of(2, 4), cache=cache)
     with pytest.raises(ValueError, match="cache holds 2 streams"):
         hf(ids_of(3, 1), cache=cache)
+    with pytest.raises(ValueError, match="logits_to_keep must be a non-negative integer"):
+        hf(ids_of(1, 4), logits_to_keep=-1)
+
+
+def test_a_prefill_that_keeps_every_logit_then_steps(hf):
+    ids, mask = left_padded([ids_of(1, n, seed=40 + n)[0] for n in (6, 11)])
+    cache = MemformerCache()
+    with torch.no_grad():
+        prefill = hf(ids, attention_mask=mask, cache=cache)  # logits_to_keep 0: the full forward
+        torch.testing.assert_close(prefill.logits, hf(ids, attention_mask=mask).logits, rtol=0, atol=1e-6)
+        nxt = torch.tensor([[5, 6], [7, 8]])
+        stepped = hf(nxt, attention_mask=torch.cat([mask, torch.ones_like(nxt)], 1), cache=cache).logits
+        whole = hf(torch.cat([ids, nxt], 1), attention_mask=torch.cat([mask, torch.ones_like(nxt)], 1)).logits
+    torch.testing.assert_close(stepped, whole[:, -2:], rtol=0, atol=1e-5)
+    assert cache.get_seq_length() == ids.size(1) + 2

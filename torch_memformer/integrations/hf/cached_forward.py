@@ -35,10 +35,8 @@ def cached_forward(
     full_forward,
 ) -> torch.Tensor:
     """Read ``input_ids_BN`` into ``cache`` (in place); returns the last K logits (B, K, V), K = N
-    when ``logits_to_keep`` is 0. ``full_forward(ids, state, mask) -> (logits, state)`` is the
+    when ``logits_to_keep`` is 0 (checked by the caller: a non-negative integer). ``full_forward(ids, state, mask) -> (logits, state)`` is the
     uncached forward, used for a prefill that wants every position's logits."""
-    if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) or logits_to_keep < 0:
-        raise ValueError(f"logits_to_keep must be a non-negative integer (0 keeps all), got {logits_to_keep!r}")
     batch, n = input_ids_BN.shape
     keep = n if logits_to_keep == 0 else min(logits_to_keep, n)
     if not cache.is_initialized:

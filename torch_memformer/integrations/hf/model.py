@@ -184,8 +184,9 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         ``use_cache`` is accepted for transformers' sake and has no effect (the state is always
         returned). ``return_dict=False`` gives the tuple (loss, logits, memformer_state) without Nones.
         ``cache`` (a ``MemformerCache``, what ``generate`` passes) reads the tokens into it, one
-        cached decoder step each after the prompt (``cached_forward.py``); ``logits_to_keep`` K > 0
-        returns only the last K positions' logits (0: all).
+        cached decoder step each after the prompt (``cached_forward.py``), and is returned as
+        ``cache`` (no loss then); ``logits_to_keep`` K > 0 returns only the last K positions'
+        logits (0: all).
         ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` exist because PEFT
         passes them; only their default (None or False) is accepted.
         """
@@ -198,6 +199,8 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
                              "output_attentions and output_hidden_states unset")
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError("input_ids must be a (batch, tokens) tensor of token ids")
+        if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) or logits_to_keep < 0:
+            raise ValueError(f"logits_to_keep must be a non-negative integer (0 keeps all), got {logits_to_keep!r}")
         use_dict = self.config.return_dict if return_dict is None else return_dict
         if cache is not None:
             if not isinstance(cache, MemformerCache):
