@@ -249,6 +249,7 @@ def test_conversion_round_trip(tmp_path, kind, bpe):
     back = load_model(tmp_path / "back")
     assert back.config == model.config and back.tokenizer.identity()["kind"] == kind
     assert back.tokenizer.encode(TEXT) == tokenizer.encode(TEXT)
+    assert back.tokenizer.identity() == tokenizer.identity()  # the special tokens' registration is dropped
     original = model.state_dict()
     assert set(back.model.state_dict()) == set(original)
     assert all(torch.equal(value, original[name]) for name, value in back.model.state_dict().items())

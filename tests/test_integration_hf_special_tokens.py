@@ -15,9 +15,9 @@ pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling, pipeline  # noqa: E402
 
 from torch_memformer.checkpoint import save_model  # noqa: E402
-from torch_memformer.data import ByteTokenizer  # noqa: E402
+from torch_memformer.data import ByteTokenizer, train_bpe  # noqa: E402
 from torch_memformer.integrations.hf import byte_level_backend, from_hf_tokenizer_file, native_to_hf  # noqa: E402
-from torch_memformer.integrations.hf import to_hf_tokenizer  # noqa: E402
+from torch_memformer.integrations.hf import special_token_ids, to_hf_tokenizer  # noqa: E402
 
 from conftest import tiny_model  # noqa: E402
 
@@ -48,6 +48,23 @@ def test_byte_tokenizer_names_nul_stx_etx_and_still_reads_bytes(tmp_path):
     assert isinstance(from_hf_tokenizer_file(tmp_path / "tokenizer.json"), ByteTokenizer)
     byte_level_backend().save(str(tmp_path / "old.json"))
     assert isinstance(from_hf_tokenizer_file(tmp_path / "old.json"), ByteTokenizer)
+
+
+def test_bpe_tokenizer_names_its_single_byte_tokens_and_keeps_its_ids(tmp_path):
+    bpe = train_bpe([TRICKY * 20, "other words in another document " * 20], vocab_size=300)
+    tokenizer = to_hf_tokenizer(bpe)
+    ids = special_token_ids(bpe)
+    assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (
+        ids["pad_token_id"], ids["bos_token_id"], ids["eos_token_id"])
+    for name, byte in (("pad_token_id", 0), ("bos_token_id", 2), ("eos_token_id", 3)):
+        assert bpe.decode([ids[name]]) == chr(byte)  # the token of that one byte
+    assert len(tokenizer) == bpe.vocab_size
+    assert tokenizer(TRICKY)["input_ids"] == bpe.encode(TRICKY)
+    assert bpe.encode("ă") != [ids["eos_token_id"]]  # the native backend was not given the tokens
+    tokenizer.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)(TRICKY)["input_ids"] == bpe.encode(TRICKY)
+    back = from_hf_tokenizer_file(tmp_path / "tokenizer.json")
+    assert back.identity() == bpe.identity() and back.encode(TRICKY) == bpe.encode(TRICKY)
 
 
 def test_generation_config_names_the_special_tokens(converted):

@@ -2,7 +2,7 @@
 
     native: config.json (MemformerConfig + model_type)   model.safetensors (names as in Memformer)
             tokenizer_meta.json (+ tokenizer.json for BPE)
-    hf:     config.json (MemformerHFConfig)  generation_config.json (pad / bos / eos ids for bytes)
+    hf:     config.json (MemformerHFConfig)  generation_config.json (pad / bos / eos ids)
             model.safetensors (the same tensors, names prefixed "memformer.")
             tokenizer.json + tokenizer_config.json (PreTrainedTokenizerFast)
 
@@ -51,7 +51,7 @@ def native_to_hf(native_dir: str | Path, hf_dir: str | Path) -> Path:
         )
     hf_model = from_native(loaded.model)
     if loaded.tokenizer is not None:
-        # generation_config.json names the tokenizer's pad / bos / eos ids (byte tokenizer only), so
+        # generation_config.json names the tokenizer's pad / bos / eos ids (NUL / STX / ETX), so
         # generate stops at eos and pads finished rows as transformers tools expect.
         for name, value in special_token_ids(loaded.tokenizer).items():
             setattr(hf_model.generation_config, name, value)
