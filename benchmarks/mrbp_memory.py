@@ -3,11 +3,13 @@
 Question: does MRBP (spec 2) train through K segments at about one segment's memory, and at
 what speed, next to full BPTT and per-segment gradient checkpointing?
 
-Setup (the paper's image ablations): d_model 256, 8 heads, d_ff 1024, 2 encoder + 6 decoder
-layers, 32 slots, segments of 64 tokens, batch 8, float32; windows of K = 1 .. 32 segments.
+Setup (the paper's image ablations, ``--size paper``): d_model 256, 8 heads, d_ff 1024, 2 encoder
++ 6 decoder layers, 32 slots, segments of 64 tokens, batch 8, float32; windows of K = 1 .. 32
+segments. ``--size probe`` is issue 14's smaller probe: d_model 128, 4 heads, d_ff 512, 2 + 2
+layers, 16 slots, the rest the same.
 
-- Memory: each (method, K) point runs in a fresh process. After one warm-up window of three
-  segments (lazy initialisation) and with gradients freed, the process's resident set is the
+- Memory: each (method, K) point runs in a fresh process. After one warm-up window of
+  ``--warmup-segments`` segments (default 3; lazy initialisation) and with gradients freed, the process's resident set is the
   baseline; the peak is then reset (/proc/self/clear_refs) and one window of K segments is
   trained; the point is VmHWM - baseline: activations, gradients and the replay buffer. The
   child runs with MALLOC_MMAP_THRESHOLD_=65536 so glibc serves large tensors with mmap and
@@ -20,6 +22,8 @@ layers, 32 slots, segments of 64 tokens, batch 8, float32; windows of K = 1 .. 3
 
 Run:  python benchmarks/mrbp_memory.py            (writes benchmarks/results/mrbp_memory.{json,png})
       python benchmarks/mrbp_memory.py --ks 1,2 --repeats 1 --name mrbp_smoke   (a quick look)
+      python benchmarks/mrbp_memory.py --size probe --warmup-segments 1 --skip-throughput \
+          --ks 1,2,4,8,32 --methods bptt,mrbp --name mrbp_memory_probe      (issue 14's probe)
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ MMAP_THRESHOLD = "65536"
 
 
 def paper_config() -> MemformerConfig:
+    """The paper's image-ablation size, the benchmark's default."""
     return MemformerConfig(
         vocab_size=256,
         d_model=256,
@@ -60,9 +65,26 @@ def paper_config() -> MemformerConfig:
     )
 
 
-def build(device: str, seed: int = 0) -> Memformer:
+def probe_config() -> MemformerConfig:
+    """Issue 14's probe: small enough to measure every K on a busy 2-core machine."""
+    return MemformerConfig(
+        vocab_size=256,
+        d_model=128,
+        num_heads=4,
+        d_ff=512,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        num_slots=16,
+        segment_len=64,
+    )
+
+
+SIZES = {"paper": paper_config, "probe": probe_config}
+
+
+def build(size: str, device: str, seed: int = 0) -> Memformer:
     torch.manual_seed(seed)
-    return Memformer(paper_config()).to(device).train()
+    return Memformer(SIZES[size]()).to(device).train()
 
 
 def window(batch: int, segments: int, device: str, seed: int = 1) -> torch.Tensor:
@@ -80,16 +102,16 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_point(method: str, segments: int, batch: int, device: str) -> dict:
+def memory_point(method: str, segments: int, batch: int, device: str, size: str, warmup_segments: int) -> dict:
     """Peak bytes above the loaded-model baseline for one window (run in a fresh process)."""
-    model = build(device)
+    model = build(size, device)
     input_ids = window(batch, segments, device)
     # Warm-up: a window of 3 segments runs every kind of unit once, so the baseline holds the
-    # lazily initialised state and the point only the window's own memory. (On CPU, MRBP's first
-    # backward that carries a memory gradient leaves ~35 MB allocated for good outside any
-    # tensor Python sees, presumably lazily initialised kernel state; malloc_trim does not
-    # return it. Without this warm-up it would be counted at K >= 3 only.)
-    backward_window(model, window(batch, 3, device, seed=2), method=method)
+    # lazily initialised state and the point only the window's own memory. (Until issue 14,
+    # MRBP's first backward that carried a memory gradient imported sympy through
+    # torch.autograd.backward's grad_tensors check, 34 MiB for good; a 1-segment warm-up then
+    # counted it at K >= 3 only. See docs/results.md, MRBP.)
+    backward_window(model, window(batch, warmup_segments, device, seed=2), method=method)
     model.zero_grad(set_to_none=True)
     gc.collect()
     if device == "cuda":
@@ -110,6 +132,7 @@ def memory_point(method: str, segments: int, batch: int, device: str) -> dict:
     return {
         "method": method,
         "segments": segments,
+        "warmup_segments": warmup_segments,
         "peak_bytes": peak - baseline,
         "baseline_bytes": baseline,
         "seconds": seconds,
@@ -122,7 +145,10 @@ def measure_memory(args: argparse.Namespace) -> list[dict]:
     points = []
     for segments in args.ks:
         for method in args.methods:
-            command = [sys.executable, __file__, "--memory-point", method, str(segments), "--batch", str(args.batch), "--device", args.device]
+            command = [
+                sys.executable, __file__, "--memory-point", method, str(segments), "--batch", str(args.batch),
+                "--device", args.device, "--size", args.size, "--warmup-segments", str(args.warmup_segments),
+            ]
             output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
             point = json.loads(output.strip().splitlines()[-1])
             print(f"memory  K={segments:2d} {method:10s} {point['peak_bytes'] / 2**20:9.1f} MiB", flush=True)
@@ -133,9 +159,9 @@ def measure_memory(args: argparse.Namespace) -> list[dict]:
 # ---------------------------------------------------------------------------- throughput
 
 
-def throughput_point(segments: int, batch: int, device: str, methods: list[str], repeats: int) -> dict:
+def throughput_point(segments: int, batch: int, device: str, methods: list[str], repeats: int, size: str) -> dict:
     """Per-method wall times of ``repeats`` windows, interleaved, after one warm-up each."""
-    model = build(device)
+    model = build(size, device)
     input_ids = window(batch, segments, device)
 
     def timed(method: str) -> float:
@@ -165,6 +191,7 @@ def measure_throughput(args: argparse.Namespace) -> list[dict]:
         command = [
             sys.executable, __file__, "--throughput-point", str(segments), "--batch", str(args.batch),
             "--device", args.device, "--repeats", str(args.repeats), "--methods", ",".join(args.methods),
+            "--size", args.size,
         ]
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
         point = json.loads(output.strip().splitlines()[-1])
@@ -240,7 +267,8 @@ def plot(data: dict, path: Path) -> None:
     ax_speed.set_title("Throughput (forward + backward)")
     ax_speed.set_ylim(bottom=0)
     ax_speed.grid(True, alpha=0.3)
-    ax_speed.legend()
+    if data["throughput"]:
+        ax_speed.legend()
     for method in ("checkpoint", "mrbp"):
         points = [p for p in data["throughput"] if method in p["speed_vs_bptt"]]
         if points:
@@ -255,7 +283,12 @@ def plot(data: dict, path: Path) -> None:
     ax_ratio.grid(True, alpha=0.3)
     ax_ratio.legend()
     env = data["environment"]
-    fig.suptitle(f"Memformer 2+6, d 256, 32 slots, batch {data['batch']}: {env['device']} ({env['cpu']}, torch {env['torch']})", fontsize=9)
+    config = data["config"]
+    fig.suptitle(
+        f"Memformer {config['num_encoder_layers']}+{config['num_decoder_layers']}, d {config['d_model']}, "
+        f"{config['num_slots']} slots, batch {data['batch']}: {env['device']} ({env['cpu']}, torch {env['torch']})",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -270,7 +303,7 @@ def table(data: dict) -> str:
     ]
     for k in ks:
         cells = [str(k)]
-        cells += [f"{memory[(m, k)]:.0f}" if (m, k) in memory else "-" for m in METHODS]
+        cells += [f"{memory[(m, k)]:.1f}" if (m, k) in memory else "-" for m in METHODS]
         point = speed.get(k)
         cells += [f"{point['tokens_per_s'][m]:.0f}" if point and m in point["tokens_per_s"] else "-" for m in METHODS]
         cells += [f"{point['speed_vs_bptt'][m]:.3f}" if point and m in point["speed_vs_bptt"] else "-" for m in ("checkpoint", "mrbp")]
@@ -283,6 +316,8 @@ def main() -> None:
     parser.add_argument("--ks", type=lambda s: [int(k) for k in s.split(",")], default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", choices=sorted(SIZES), default="paper", help="model size: the paper's or issue 14's probe")
+    parser.add_argument("--warmup-segments", type=int, default=3, help="segments in the memory points' warm-up window")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--skip-memory", action="store_true")
@@ -294,10 +329,11 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.memory_point:
-        print(json.dumps(memory_point(args.memory_point[0], int(args.memory_point[1]), args.batch, args.device)))
+        method, segments = args.memory_point[0], int(args.memory_point[1])
+        print(json.dumps(memory_point(method, segments, args.batch, args.device, args.size, args.warmup_segments)))
         return
     if args.throughput_point:
-        print(json.dumps(throughput_point(args.throughput_point, args.batch, args.device, args.methods, args.repeats)))
+        print(json.dumps(throughput_point(args.throughput_point, args.batch, args.device, args.methods, args.repeats, args.size)))
         return
 
     if args.replot:
@@ -308,7 +344,9 @@ def main() -> None:
 
     data = {
         "question": "peak training memory and tokens/s of bptt, checkpoint and mrbp against the window K",
-        "config": paper_config().to_dict(),
+        "config": SIZES[args.size]().to_dict(),
+        "size": args.size,
+        "warmup_segments": args.warmup_segments,
         "batch": args.batch,
         "segment_len": 64,
         "methods": args.methods,
