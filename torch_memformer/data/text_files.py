@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .. import json_input
+
 COMPRESSIONS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 
 
@@ -146,7 +148,7 @@ def iter_jsonl(path: Path, *, text_field: str, tally: DecodeTally) -> Iterator[s
                 where = f"{path} line {number}"
                 line = decode_utf8(raw, where=where, tally=tally)
                 try:
-                    record = json.loads(line)
+                    record = json_input.loads(line)
                 except json.JSONDecodeError as error:
                     raise ValueError(
                         f"{where} is not valid JSON ({error.msg}); each line must be one JSON object"

@@ -106,6 +106,7 @@ def train(
     """
     device = resolve_device(config.device, local_rank=dist_info.local_rank)
     if config.threads:
+        check_threads(config.threads)
         torch.set_num_threads(config.threads)
     distributed.init_process_group(dist_info, device)
     try:
