@@ -11,6 +11,7 @@ plain ``ValueError`` that names neither the file nor the line. Callers already t
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 
@@ -23,8 +24,9 @@ def loads(text: str | bytes) -> Any:
         raise
     except RecursionError:
         raise json.JSONDecodeError("arrays or objects nested too deeply", _as_str(text), 0) from None
-    except ValueError as error:  # int('9' * 5000): Python's limit on converting long digit strings
-        raise json.JSONDecodeError(f"a number too long to read ({str(error).split(':')[0]})", _as_str(text), 0) from None
+    except ValueError:  # int('9' * 5000): Python's limit on converting long digit strings
+        limit = sys.get_int_max_str_digits()
+        raise json.JSONDecodeError(f"a number with more than {limit} digits", _as_str(text), 0) from None
 
 
 def _as_str(text: str | bytes) -> str:
