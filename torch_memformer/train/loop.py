@@ -38,7 +38,7 @@ from .config import OPTIMISER_FIELDS, TrainConfig
 from .distributed import DistInfo
 from .interrupt import StopRequest
 from .metrics import MetricsWriter
-from .precision import resolve_device, resolve_precision
+from .precision import check_threads, resolve_device, resolve_precision
 from .run import ResumePoint, save_run_config
 from .schedule import learning_rate
 from .window_step import train_window, window_targets
