@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import registry
+from . import json_input, registry
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -89,9 +89,12 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
             raise CheckpointError(f"checkpoint {directory} is incomplete: {path.name} is missing")
     config = read_config(config_path)
     name = registry.model_type(config)
-    model = registry.build_model(name, config)
     tensors = read_weights(weights_path)
-    expected = model.state_dict()
+    # The shapes the config implies, from a model on the meta device (no memory): a damaged or
+    # hand-edited config.json that describes a huge model is a mismatch here, not a failed
+    # allocation (found by fuzzing config.json, tests/test_fuzz_regressions.py).
+    with torch.device("meta"):
+        expected = registry.build_model(name, config).state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -105,6 +108,7 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
                 f"{weights_path}: {key} has shape {tuple(value.shape)} but config.json implies "
                 f"{tuple(expected[key].shape)}; the files come from different models"
             )
+    model = registry.build_model(name, config)
     model.load_state_dict(tensors)
     model.to(device).eval()
     return LoadedModel(model=model, config=config, model_type=name, tokenizer=read_tokenizer(directory), directory=directory)
@@ -112,7 +116,7 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
 
 def read_config(path: Path) -> Any:
     try:
-        values = json.loads(path.read_text())
+        values = json_input.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} is not readable JSON ({error}); the checkpoint is corrupted") from None
     try:

@@ -16,6 +16,7 @@ import pkgutil
 import sys
 
 from . import commands
+from .commands._terminal import escape_controls
 from .errors import UserError
 
 EXIT_FAILURE = 1
@@ -34,7 +35,17 @@ class _Parser(argparse.ArgumentParser):
     every other user error, instead of the usage block followed by the message."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` with what would break it over lines or act on the terminal escaped: values the
+    user typed (a flag holding a newline, ESC or CR) are echoed in messages (found by fuzzing)."""
+    return escape_controls(message).translate(_LINE_BREAKS)
+
+
+# escape_controls keeps newlines and tabs (model text needs them); an error line must not.
+_LINE_BREAKS = {ord("\n"): "\\n", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except (UserError, ValueError) as error:
         # ValueError here is a validated config or argument (the library raises it for bad input).
-        print(f"memformer: error: {error}", file=sys.stderr)
+        print(f"memformer: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("memformer: interrupted", file=sys.stderr)
@@ -101,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         # traceback with --verbose); the run directory stays valid (docs/cli.md, interruptions).
         logging.getLogger(__name__).debug("", exc_info=True)
         where = f": {error.filename}" if error.filename else ""
-        print(f"memformer: error: {error.strerror or error}{where}", file=sys.stderr)
+        print(one_line(f"memformer: error: {error.strerror or error}{where}"), file=sys.stderr)
         return EXIT_FAILURE
 
 

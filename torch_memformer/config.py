@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+from . import json_input
+
 WriteHeads = Literal["multi", "single"]
 AttentionImpl = Literal["sdpa", "reference"]
 ContextPositions = Literal["rotary", "none"]
@@ -130,7 +132,7 @@ class MemformerConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
+                f"unknown config field(s) {field_names(unknown)}; known fields: {', '.join(sorted(known))}"
             )
         return cls(**values)
 
@@ -153,10 +155,16 @@ class MemformerConfig:
             except UnicodeDecodeError:
                 raise ValueError(f"config file {path} is not valid JSON (not UTF-8 text)") from None
         try:
-            values = json.loads(text)
+            values = json_input.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"config is not valid JSON ({error.msg} at line {error.lineno})") from None
         return cls.from_dict(values)
+
+
+def field_names(names: list[str]) -> str:
+    """Names from a user's JSON for a message: as they are, or quoted and escaped when they would
+    not show (empty, or holding a newline or a control character that would break the one-line error)."""
+    return ", ".join(name if name and name.isprintable() else repr(name) for name in names)
 
 
 def _check_int(config: Any, name: str, *, minimum: int) -> None:

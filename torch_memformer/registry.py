@@ -67,7 +67,7 @@ def model_names() -> list[str]:
 
 def spec(name: str) -> ModelSpec:
     """The classes of a model name; ValueError naming the known ones otherwise."""
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:  # a list from JSON is unhashable
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name]
 
@@ -128,6 +128,6 @@ def apply_ablation(config: MemformerConfig, name: str) -> MemformerConfig:
     """``config`` with the named ablation's overrides (validated again)."""
     if not isinstance(config, MemformerConfig):
         raise ValueError(f"ablations apply to a MemformerConfig, got {type(config).__name__}")
-    if name not in ABLATIONS:
+    if not isinstance(name, str) or name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
     return config.replace(**ABLATIONS[name])

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..config import _check_choice, _check_float, _check_int
+from .. import json_input
+from ..config import field_names, _check_choice, _check_float, _check_int
 
 AttentionImpl = Literal["sdpa", "reference"]
 ConfigT = TypeVar("ConfigT", bound="JsonConfig")
@@ -36,7 +37,7 @@ class JsonConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown {cls.__name__} field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
+                f"unknown {cls.__name__} field(s) {field_names(unknown)}; known fields: {', '.join(sorted(known))}"
             )
         return cls(**values)
 
@@ -57,7 +58,7 @@ class JsonConfig:
             except OSError as error:
                 raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
         try:
-            values = json.loads(text)
+            values = json_input.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"config is not valid JSON ({error.msg} at line {error.lineno})") from None
         return cls.from_dict(values)

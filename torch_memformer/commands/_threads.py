@@ -13,10 +13,12 @@ def set_threads(requested: int | None) -> None:
     cores by the load average (``train.precision.idle_cpu_threads``), unless OMP_NUM_THREADS says."""
     import torch
 
-    from ..train.precision import idle_cpu_choice
+    from ..train.precision import check_threads, idle_cpu_choice
 
     if requested is not None and requested < 0:
         raise UserError(f"--threads must be >= 0, got {requested}")
+    if requested is not None:
+        check_threads(requested)
     if requested is None:
         if "OMP_NUM_THREADS" in os.environ:
             return

@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     spec = _data_spec(args, checkpoint / TRAINER_STATE_FILE, DataSpec)
     corpus = tokenized_split(spec, args.split, loaded.tokenizer,
                              cache_dir=args.cache_dir if args.cache_dir is not None else default_cache_dir())
+    segments = -(-corpus.num_tokens // loaded.config.segment_len)
+    if args.batch_size > max(1, segments):
+        # Rows past the data are only padding, and a huge count failed allocating them (fuzzing).
+        raise UserError(f"--batch-size {args.batch_size} is more rows than the {args.split} split fills: its "
+                        f"{corpus.num_tokens:,} tokens make {segments:,} segment(s) of {loaded.config.segment_len}; "
+                        f"use --batch-size {max(1, segments)} or less")
     modes = {"both": (False, True), "carried": (False,), "reset": (True,)}[args.memory]
     if loaded.model_type != "memformer" and True in modes:
         if args.memory == "reset":
@@ -136,6 +142,8 @@ class _Progress:
 
 def _data_spec(args, trainer_state: Path, DataSpec):
     """The --data flags if given, else the data the checkpoint was trained on."""
+    from .. import json_input
+
     given = {name: getattr(args, name, None) for name in _DATA_FLAGS if getattr(args, name, None) is not None}
     saved = {}
     if "data" not in given:
@@ -143,7 +151,7 @@ def _data_spec(args, trainer_state: Path, DataSpec):
             raise ValueError(f"the checkpoint does not record its training data ({trainer_state.name} is missing); "
                              "pass --data")
         try:
-            config = json.loads(trainer_state.read_text())["config"]
+            config = json_input.loads(trainer_state.read_text())["config"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f"cannot read the training data from {trainer_state} ({error}); pass --data") from None
         saved = {"data": config.get("data"), "data_format": config.get("data_format", "auto"),

@@ -97,3 +97,5 @@ def _check_sampling_flags(args: argparse.Namespace) -> None:
         raise UserError(f"--top-k must be >= 1, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if not -(2**63) <= args.seed < 2**64:  # what torch.Generator.manual_seed takes
+        raise UserError(f"--seed must fit in 64 bits (from -2**63 to 2**64 - 1), got {args.seed}")

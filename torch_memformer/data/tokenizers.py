@@ -20,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .. import json_input
+
 META_FILE = "tokenizer_meta.json"
 BPE_FILE = "tokenizer.json"
 _FORMAT_VERSION = 1
@@ -205,7 +207,7 @@ def load_tokenizer(directory: str | Path) -> ByteTokenizer | BPETokenizer:
     directory = Path(directory)
     meta_path = directory / META_FILE
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json_input.loads(meta_path.read_text())
     except FileNotFoundError:
         raise ValueError(f"no tokenizer in {directory}: {META_FILE} is missing") from None
     except (OSError, json.JSONDecodeError) as error:

@@ -21,7 +21,8 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import registry
+from .. import json_input, registry
+from ..config import field_names
 from ..data import DATA_FORMATS, DataSpec
 from .presets import DEFAULT_PRESET, preset
 
@@ -103,7 +104,7 @@ class TrainConfig:
                     f"--ablation {self.ablation} applies to Memformer only, but the model is {self.model!r}; "
                     "drop --ablation or use --model memformer"
                 )
-            if self.ablation not in registry.ABLATIONS:
+            if not isinstance(self.ablation, str) or self.ablation not in registry.ABLATIONS:
                 raise ValueError(f"unknown ablation {self.ablation!r}; choose one of {', '.join(registry.ABLATIONS)}")
         if not isinstance(self.model_config, dict):
             raise ValueError(f"model_config must be a JSON object of model fields, got {self.model_config!r}")
@@ -123,6 +124,8 @@ class TrainConfig:
                               ("eval_batch_size", 1),
                               ("checkpoint_every", 0), ("keep_checkpoints", 1)):
             _check_int(self, name, minimum)
+        if self.seed >= 2**63:  # torch.manual_seed(seed + rank) must fit in 64 bits
+            raise ValueError(f"seed must be < 2**63, got {self.seed}")
         if self.method is not None and self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.model != "memformer" and self.method in ("mrbp", "checkpoint"):
@@ -192,7 +195,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """The fields of a ``--config`` JSON file (unknown fields are refused, naming the known ones)."""
     path = Path(path)
     try:
-        values = json.loads(path.read_text())
+        values = json_input.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"config file {path} does not exist") from None
     except OSError as error:
@@ -217,7 +220,7 @@ def parse_model_config(text_or_path: str) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise ValueError(f"--model-config file {text_or_path!r} is not valid JSON (not UTF-8 text)") from None
     try:
-        values = json.loads(text)
+        values = json_input.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"--model-config is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(values, dict):
@@ -288,7 +291,7 @@ def _check_known(values: dict[str, Any], where: str) -> None:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
+        raise ValueError(f"{where}: unknown field(s) {field_names(unknown)}; known fields: {', '.join(sorted(known))}")
 
 
 def _check_int(config: Any, name: str, minimum: int) -> None:

@@ -38,7 +38,7 @@ from .config import OPTIMISER_FIELDS, TrainConfig
 from .distributed import DistInfo
 from .interrupt import StopRequest
 from .metrics import MetricsWriter
-from .precision import resolve_device, resolve_precision
+from .precision import check_threads, resolve_device, resolve_precision
 from .run import ResumePoint, save_run_config
 from .schedule import learning_rate
 from .window_step import train_window, window_targets
@@ -106,6 +106,7 @@ def train(
     """
     device = resolve_device(config.device, local_rank=dist_info.local_rank)
     if config.threads:
+        check_threads(config.threads)
         torch.set_num_threads(config.threads)
     distributed.init_process_group(dist_info, device)
     try:

@@ -95,6 +95,6 @@ DEFAULT_PRESET = "quickstart"
 
 def preset(name: str) -> dict[str, Any]:
     """The preset ``name``; ValueError listing the known ones otherwise."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:  # a list from JSON is unhashable
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
