@@ -61,8 +61,6 @@ class StreamingLM(StreamLM):
     tie_embeddings, init_std, num_layers), call ``_build_io()`` and finally ``_init_weights()``.
     """
 
-    config: Any
-
     # ------------------------------------------------------------------ for subclasses
 
     def _read_chunk(self, x_BTD: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
