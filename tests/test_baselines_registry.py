@@ -36,6 +36,18 @@ def test_saved_config_builds_the_same_class_and_config(name):
     torch.testing.assert_close(model(ids, state=restored).logits, model(ids, state=out.state).logits)
 
 
+@pytest.mark.parametrize("name", registry.model_names())
+def test_every_model_has_valid_sizes_for_every_training_preset(name):
+    from torch_memformer.model.stream_lm import StreamLM
+    from torch_memformer.train.presets import PRESETS
+
+    spec = registry.spec(name)
+    assert issubclass(spec.model_class, StreamLM)
+    assert set(spec.presets) == set(PRESETS)
+    for fields in spec.presets.values():
+        registry.config_from_dict(name, {"vocab_size": 256, **fields})
+
+
 def test_a_config_saved_without_model_type_is_a_memformer_config():
     values = CONFIGS["memformer"].to_dict()
     assert registry.config_from_saved(values) == CONFIGS["memformer"]

@@ -19,16 +19,11 @@ from typing import Any
 
 from torch import nn
 
-from .baselines import (
-    TransformerConfig,
-    TransformerLM,
-    TransformerState,
-    TransformerXL,
-    TransformerXLConfig,
-    TransformerXLState,
-)
+from .baselines import TransformerConfig, TransformerLM, TransformerXL, TransformerXLConfig
+from .baselines.presets import TRANSFORMER_PRESETS, TRANSFORMER_XL_PRESETS
 from .config import LEGACY_VALUES, MemformerConfig
-from .model import Memformer, MemformerState
+from .model import Memformer
+from .model.presets import MEMFORMER_PRESETS
 
 MODEL_TYPE_KEY = "model_type"
 DEFAULT_MODEL_TYPE = "memformer"
@@ -37,15 +32,23 @@ DEFAULT_MODEL_TYPE = "memformer"
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     config_class: type
+    # A stream LM (``model/stream_lm.py``): its ``state_class`` is part of the contract.
     model_class: type[nn.Module]
-    # What a checkpoint rebuilds a saved stream state with (``state_class.from_tensors``).
-    state_class: type
+    # The model's config fields under each training preset (``train/presets.py`` names them).
+    presets: dict[str, dict[str, Any]]
+
+    @property
+    def state_class(self) -> type:
+        """What a checkpoint rebuilds a saved stream state with (``state_class.from_tensors``)."""
+        return self.model_class.state_class
 
 
+# One line per model: a new model (its config, class and preset sizes in its own folder) is
+# registered here and nowhere else.
 MODELS: dict[str, ModelSpec] = {
-    "memformer": ModelSpec(MemformerConfig, Memformer, MemformerState),
-    "transformer-xl": ModelSpec(TransformerXLConfig, TransformerXL, TransformerXLState),
-    "transformer": ModelSpec(TransformerConfig, TransformerLM, TransformerState),
+    "memformer": ModelSpec(MemformerConfig, Memformer, MEMFORMER_PRESETS),
+    "transformer-xl": ModelSpec(TransformerXLConfig, TransformerXL, TRANSFORMER_XL_PRESETS),
+    "transformer": ModelSpec(TransformerConfig, TransformerLM, TRANSFORMER_PRESETS),
 }
 
 # The paper's Memformer ablations (spec section 3, MNIST table), as overrides of a base config.

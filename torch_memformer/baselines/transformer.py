@@ -22,6 +22,7 @@ from torch import nn
 
 from ..model.attention import merge_heads, split_heads
 from ..model.blocks import FeedForward
+from ..model.checks import check_batch_size
 from .config import TransformerConfig
 from .state import TransformerState
 from .streaming import StreamingLM
@@ -99,6 +100,8 @@ class TransformerLM(StreamingLM):
     ``TransformerState`` (a KV cache of context_len - 1 positions, or growing if None).
     """
 
+    state_class = TransformerState
+
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         if not isinstance(config, TransformerConfig):
@@ -116,7 +119,7 @@ class TransformerLM(StreamingLM):
 
     def init_state(self, batch_size: int, *, device: torch.device | str | None = None) -> TransformerState:
         """The state of ``batch_size`` fresh streams (an empty cache; zero-length if it grows)."""
-        self._check_batch_size(batch_size)
+        check_batch_size(batch_size)
         param = self.embedding.weight
         device = param.device if device is None else torch.device(device)
         c = self.config
@@ -145,18 +148,12 @@ class TransformerLM(StreamingLM):
             last_hidden=state.last_hidden.masked_fill(fresh_B.view(-1, 1), 0.0),
         )
 
-    def _check_state(self, state: TransformerState, batch: int) -> None:
-        if not isinstance(state, TransformerState):
-            raise TypeError(
-                f"state must be a TransformerState (from init_state or an output), got {type(state).__name__}"
-            )
+    def _state_shapes(self, state: TransformerState, batch: int) -> dict[str, tuple[int, ...]]:
         c = self.config
+        # A growing cache may hold any number of positions.
         cache_len = state.keys.size(3) if self.cache_len is None and state.keys.dim() == 5 else self.cache_len
         cache_shape = (batch, c.num_layers, c.num_heads, cache_len, c.head_dim)
-        self._check_state_shapes(
-            state,
-            {"keys": cache_shape, "values": cache_shape, "position": (batch,), "last_hidden": (batch, c.d_model)},
-        )
+        return {"keys": cache_shape, "values": cache_shape, "position": (batch,), "last_hidden": (batch, c.d_model)}
 
     def _read_chunk(self, x_BTD: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
         c, t = state.keys.size(3), x_BTD.size(1)

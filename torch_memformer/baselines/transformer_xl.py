@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..model.blocks import FeedForward
+from ..model.checks import check_batch_size
 from .config import TransformerXLConfig
 from .relative_attention import RelativeSelfAttention, sinusoid_table
 from .state import TransformerXLState
@@ -81,24 +82,6 @@ class TransformerXLLayer(nn.Module):
         return h_BTD + self.ffn(self.ffn_norm(h_BTD))
 
 
-@dataclasses.dataclass(frozen=True)
-class DecodingCache:
-    """What Transformer-XL's generation carries from token to token: the state, plus each
-    layer's projected keys and values of its cached positions and W_kR R for distances 0 .. M
-    (a step then projects one position instead of M + 1).
-
-    memory: (B, N, M, D), length: (B,), last_hidden: (B, D) as in ``TransformerXLState``;
-    keys, values: one (B, H, M, K) per layer; r_by_distance: one (H, M + 1, K) per layer.
-    """
-
-    memory: torch.Tensor
-    length: torch.Tensor
-    last_hidden: torch.Tensor
-    keys: tuple[torch.Tensor, ...]
-    values: tuple[torch.Tensor, ...]
-    r_by_distance: tuple[torch.Tensor, ...]
-
-
 class TransformerXL(StreamingLM):
     """A Transformer-XL language model with the stream contract of Memformer.
 
@@ -106,6 +89,8 @@ class TransformerXL(StreamingLM):
     ``generate`` and ``init_state`` behave as in ``streaming.StreamingLM``; the state is a
     ``TransformerXLState`` of fixed size (num_layers x mem_len x d_model per row).
     """
+
+    state_class = TransformerXLState
 
     def __init__(self, config: TransformerXLConfig) -> None:
         super().__init__()
@@ -119,7 +104,7 @@ class TransformerXL(StreamingLM):
 
     def init_state(self, batch_size: int, *, device: torch.device | str | None = None) -> TransformerXLState:
         """The state of ``batch_size`` fresh streams: an empty cache (length 0) of fixed size."""
-        self._check_batch_size(batch_size)
+        check_batch_size(batch_size)
         param = self.embedding.weight
         device = param.device if device is None else torch.device(device)
         c = self.config
@@ -136,20 +121,13 @@ class TransformerXL(StreamingLM):
             last_hidden=state.last_hidden.masked_fill(fresh_B.view(-1, 1), 0.0),
         )
 
-    def _check_state(self, state: TransformerXLState, batch: int) -> None:
-        if not isinstance(state, TransformerXLState):
-            raise TypeError(
-                f"state must be a TransformerXLState (from init_state or an output), got {type(state).__name__}"
-            )
+    def _state_shapes(self, state: TransformerXLState, batch: int) -> dict[str, tuple[int, ...]]:
         c = self.config
-        self._check_state_shapes(
-            state,
-            {
-                "memory": (batch, c.num_layers, c.mem_len, c.d_model),
-                "length": (batch,),
-                "last_hidden": (batch, c.d_model),
-            },
-        )
+        return {
+            "memory": (batch, c.num_layers, c.mem_len, c.d_model),
+            "length": (batch,),
+            "last_hidden": (batch, c.d_model),
+        }
 
     def _read_chunk(self, x_BTD: torch.Tensor, state: TransformerXLState) -> tuple[torch.Tensor, TransformerXLState]:
         m, t = self.config.mem_len, x_BTD.size(1)
@@ -175,16 +153,41 @@ class TransformerXL(StreamingLM):
 
     # ------------------------------------------------------------------ cached decoding
 
-    def _start_steps(self, state: TransformerXLState) -> DecodingCache:
-        m = self.config.mem_len
-        r_UD = sinusoid_table(m + 1, self.config.d_model, dtype=state.memory.dtype, device=state.memory.device)
+    def _start_decoding(self, state: TransformerXLState) -> "DecodingCursor":
+        return DecodingCursor.start(self, state)
+
+
+@dataclasses.dataclass
+class DecodingCursor:
+    """What Transformer-XL's generation carries from token to token: the state, plus each
+    layer's projected keys and values of its cached positions and W_kR R for distances 0 .. M
+    (a step then projects one position instead of M + 1). A mutable working object of one
+    ``generate`` call (the ``Cursor`` of ``model/stream_lm.py``); its tensors are never written
+    in place, each step replaces them.
+
+    memory: (B, N, M, D), length: (B,), last_hidden: (B, D) as in ``TransformerXLState``;
+    keys, values: one (B, H, M, K) per layer; r_by_distance: one (H, M + 1, K) per layer.
+    """
+
+    memory: torch.Tensor
+    length: torch.Tensor
+    last_hidden: torch.Tensor
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
+    r_by_distance: tuple[torch.Tensor, ...]
+
+    @classmethod
+    def start(cls, model: TransformerXL, state: TransformerXLState) -> "DecodingCursor":
+        """A cursor at the end of ``state``: every layer's cached positions projected once."""
+        m = model.config.mem_len
+        r_UD = sinusoid_table(m + 1, model.config.d_model, dtype=state.memory.dtype, device=state.memory.device)
         keys, values, r_by_distance = [], [], []
-        for n, layer in enumerate(self.layers):
+        for n, layer in enumerate(model.layers):
             k_BHMK, v_BHMK = layer.attention.project_keys(layer.attention_norm(state.memory[:, n]))
             keys.append(k_BHMK)
             values.append(v_BHMK)
             r_by_distance.append(layer.attention.project_positions(r_UD))
-        return DecodingCache(
+        return cls(
             memory=state.memory,
             length=state.length,
             last_hidden=state.last_hidden,
@@ -193,32 +196,33 @@ class TransformerXL(StreamingLM):
             r_by_distance=tuple(r_by_distance),
         )
 
-    def _step(self, token_B1: torch.Tensor, cache: DecodingCache) -> DecodingCache:
+    def logits(self, model: TransformerXL) -> torch.Tensor:
+        """(B, V) the distribution of the next token."""
+        return model.logits_from_hidden(self.last_hidden)
+
+    def push(self, model: TransformerXL, token_B: torch.Tensor) -> None:
         """One token per row: the computation of ``_read_chunk`` for T = 1, from the cached keys."""
-        m = self.config.mem_len
-        allowed_B11U = window_mask(valid_B=cache.length, num_cached=m, num_new=1, max_distance=m)
-        h_B1D = self.embedding_dropout(self.embedding(token_B1))
+        m = model.config.mem_len
+        allowed_B11U = window_mask(valid_B=self.length, num_cached=m, num_new=1, max_distance=m)
+        h_B1D = model.embedding_dropout(model.embedding(token_B.unsqueeze(1)))
         memory, keys, values = [], [], []
-        for n, layer in enumerate(self.layers):
+        for n, layer in enumerate(model.layers):
             # The cache slides by one: drop the oldest position, keep the newest M.
-            memory.append(torch.cat([cache.memory[:, n], h_B1D], dim=1)[:, 1:])
+            memory.append(torch.cat([self.memory[:, n], h_B1D], dim=1)[:, 1:])
             h_B1D, k_BHUK, v_BHUK = layer.step(
                 h_B1D,
-                cache.keys[n],
-                cache.values[n],
-                r_by_distance_HUK=cache.r_by_distance[n],
+                self.keys[n],
+                self.values[n],
+                r_by_distance_HUK=self.r_by_distance[n],
                 allowed_B1TU=allowed_B11U,
             )
             keys.append(k_BHUK[:, :, 1:])
             values.append(v_BHUK[:, :, 1:])
-        return DecodingCache(
-            memory=torch.stack(memory, dim=1),
-            length=(cache.length + 1).clamp(max=m),
-            last_hidden=self.final_norm(h_B1D)[:, -1],
-            keys=tuple(keys),
-            values=tuple(values),
-            r_by_distance=cache.r_by_distance,
-        )
+        self.memory = torch.stack(memory, dim=1)
+        self.length = (self.length + 1).clamp(max=m)
+        self.last_hidden = model.final_norm(h_B1D)[:, -1]
+        self.keys, self.values = tuple(keys), tuple(values)
 
-    def _finish_steps(self, cache: DecodingCache) -> TransformerXLState:
-        return TransformerXLState(memory=cache.memory, length=cache.length, last_hidden=cache.last_hidden)
+    def state(self) -> TransformerXLState:
+        """The immutable state after every token pushed."""
+        return TransformerXLState(memory=self.memory, length=self.length, last_hidden=self.last_hidden)

@@ -8,14 +8,15 @@
     for batch in eval_batches(valid, batch_size=8, segment_len=64, window=512): ...
 
 Modules, one concept each: ``tokenizers`` (byte / BPE), ``text_files`` (compressed files, UTF-8
-with replacement), ``splits`` (train/valid/test conventions), ``corpora`` (readers, ``DataSpec``),
+with replacement), ``splits`` (train/valid/test conventions), ``source`` (``DataSpec``, ``Corpus``), ``corpora`` (readers),
 ``hf`` (Hugging Face datasets), ``tokenized`` (``TokenizedCorpus``), ``cache`` (memory-mapped
 token cache), ``cache_entries`` (its size limit and LRU eviction), ``layout`` (documents on rows), ``streams`` (training batches), ``evaluation``
 (evaluation batches).
 """
 
 from .cache import default_cache_dir, load_or_tokenize, tokenized_split
-from .corpora import DATA_FORMATS, Corpus, DataFormat, DataSpec, open_corpus, stdlib_corpus, stdlib_files
+from .corpora import open_corpus, stdlib_corpus, stdlib_files
+from .source import DATA_FORMATS, Corpus, DataFormat, DataSpec
 from .evaluation import EvalBatch, EvalBatches, EvalLayout, EvalStats, eval_batches
 from .layout import IGNORE_INDEX
 from .splits import SPLITS, Split, split_of

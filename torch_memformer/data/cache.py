@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from . import cache_entries
-from .corpora import Corpus, DataSpec, open_corpus
+from .corpora import open_corpus
+from .source import Corpus, DataSpec
 from .text_files import DecodeTally
 from .tokenized import TokenizedCorpus, token_dtype
 from .tokenizers import Tokenizer

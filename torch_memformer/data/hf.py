@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import splits
-from .corpora import HF_FILE_SUFFIXES, JSONL_SUFFIXES, Corpus, DataSpec
+from .source import HF_FILE_SUFFIXES, JSONL_SUFFIXES, Corpus, DataSpec
 from .text_files import DecodeTally, clean_surrogates, logical_suffix
 
 _SPLIT_ALIASES = {"train": ("train",), "valid": ("validation", "valid", "dev"), "test": ("test",)}

@@ -15,8 +15,8 @@ state (``start``) computes nothing until it is asked.
 
 Unlike ``MemformerState`` a cursor is mutable (its KV cache is written in place, one position at
 a time): it is the private working object of one generation, whether the native sampler
-(``generation.py``) or the Hugging Face cache (``integrations/hf/cache.py``); ``state()`` turns it
-back into an immutable state. The model is passed to each call rather than kept, so a cursor is
+(``StreamLM.generate``, ``stream_lm.py``) or the Hugging Face cache
+(``integrations/hf/cache.py``); ``state()`` turns it back into an immutable state. The model is passed to each call rather than kept, so a cursor is
 plain data that can be copied or row-selected.
 """
 

@@ -9,18 +9,14 @@ segments of L tokens, s_0, s_1, ... For segment s_t:
     the distribution of each token of s_{t+1} = Decoder([BOS, s_{t+1}[:-1]], context=H_t)
 Before s_0 the context is the encoding of a lone BOS token with the initial memory M_0.
 
-Three views of one computation, all pure functions of (parameters, tokens, state):
-    forward  - Hugging Face convention: logits[:, i] is the distribution of the token *after*
-               input_ids[:, i]; returns the state after the last token.
-    predict  - "decoder-centric": logits[:, i] is the distribution of input_ids[:, i] itself
-               given the state and input_ids[:, :i]; returns no state (what MRBP recomputes).
-    advance  - the critical path only (encoder and writer, no decoder): the state after the
-               tokens (what MRBP's no-grad replay pass and generation's prompt use).
+The public views (``forward``, ``predict``, ``advance``, ``generate``) and their input checks are
+the stream contract's (``stream_lm.py``); this file holds what is Memformer's own: the state, the
+walk over segments (``_walk``), and the step pieces the engines and the cursor call. For
+``advance`` the walk computes only the critical path (encoder and writer, no decoder): what MRBP's
+no-grad replay pass and generation's prompt use.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -28,32 +24,32 @@ from torch import nn
 
 from ..config import MemformerConfig
 from .attention import Rotary
+from .checks import check_batch_size
+from .cursor import DecodingCursor
 from .decoder import Decoder
 from .encoder import Encoder
 from .memory import BiasedMemoryNormalization, MemoryWriter
 from .state import MemformerState
+from .stream_lm import StreamLM, StreamOutput, View
+
+# The public name of ``forward``'s result; the class is the stream contract's, shared with the baselines.
+MemformerOutput = StreamOutput
+
+# How far ahead of each token a view predicts (see ``_walk``): None = no prediction.
+_OFFSETS: dict[str, int | None] = {"forward": 1, "predict": 0, "advance": None}
 
 
-@dataclasses.dataclass(frozen=True)
-class MemformerOutput:
-    """What ``Memformer.forward`` returns.
-
-    logits: (B, N, V); logits[:, i] is the distribution of the token after input_ids[:, i].
-    state: the stream state after the last token.
-    loss: mean cross-entropy of logits[:, :-1] against labels[:, 1:] (ignoring -100), or None.
-    """
-
-    logits: torch.Tensor
-    state: MemformerState
-    loss: torch.Tensor | None = None
-
-
-class Memformer(nn.Module):
+class Memformer(StreamLM):
     """A Memformer language model. See the module docstring for the stream layout.
 
     One model serves any number of streams: nothing of a stream is stored on the module, the
-    caller passes the state in and gets the next one back.
+    caller passes the state in and gets the next one back. ``reset`` (B,) in a call starts those
+    rows as fresh streams: their memory returns to M_0, their decoder context to the BOS
+    encoding, and the tokens of a segment they were in the middle of are dropped, so
+    input_ids[row, 0] is position 0 of a new segment (decision 7).
     """
+
+    state_class = MemformerState
 
     def __init__(self, config: MemformerConfig) -> None:
         super().__init__()
@@ -91,8 +87,7 @@ class Memformer(nn.Module):
 
     def init_state(self, batch_size: int, *, device: torch.device | str | None = None) -> MemformerState:
         """The state of ``batch_size`` fresh streams. Its size is fixed by the config."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_batch_size(batch_size)
         param = self.embedding.weight
         device = param.device if device is None else torch.device(device)
         length, d = self.config.segment_len, self.config.d_model
@@ -104,73 +99,6 @@ class Memformer(nn.Module):
             tokens=torch.zeros(batch_size, length, dtype=torch.long, device=device),
             position=torch.zeros(batch_size, dtype=torch.long, device=device),
             started=torch.zeros(batch_size, dtype=torch.bool, device=device),
-        )
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        state: MemformerState | None = None,
-        labels: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> MemformerOutput:
-        """Read ``input_ids`` (B, N), N >= 1, continuing ``state`` (fresh streams if None).
-
-        ``reset`` (B,) bool starts those rows as fresh streams before this call: their memory
-        returns to M_0, their decoder context to the BOS encoding, and any tokens of a segment
-        they were in the middle of are dropped, so input_ids[row, 0] is the first token of a new
-        stream (position 0 of a new segment). ``labels`` (B, N) gives the loss, shifted as in
-        Hugging Face: logits[:, i] is scored against labels[:, i + 1]; -100 is ignored.
-        """
-        input_ids = self._check_ids(input_ids)
-        state = self._begin(input_ids, state, reset)
-        logits, state = self._by_row_phase(input_ids, state, offset=1, want_state=True)
-        loss = None if labels is None else shifted_cross_entropy(logits, self._check_labels(labels, input_ids))
-        return MemformerOutput(logits=logits, state=state, loss=loss)
-
-    def predict(
-        self, input_ids: torch.Tensor, *, state: MemformerState | None = None, reset: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Decoder-centric logits (B, N, V): logits[:, i] is the distribution of input_ids[:, i]
-        given the state and input_ids[:, :i]. Returns no state and runs no encoder for the last
-        segment. The training engines (``torch_memformer.training``) build on this."""
-        input_ids = self._check_ids(input_ids)
-        state = self._begin(input_ids, state, reset)
-        logits, _ = self._by_row_phase(input_ids, state, offset=0, want_state=False)
-        return logits
-
-    def advance(
-        self, input_ids: torch.Tensor, *, state: MemformerState | None = None, reset: torch.Tensor | None = None
-    ) -> MemformerState:
-        """The state after ``input_ids``, computing only the critical path (encoder + writer for
-        each segment that completes); no decoder, no logits."""
-        input_ids = self._check_ids(input_ids)
-        state = self._begin(input_ids, state, reset)
-        _, state = self._by_row_phase(input_ids, state, offset=None, want_state=True)
-        return state
-
-    def generate(
-        self,
-        input_ids: torch.Tensor,
-        max_new_tokens: int,
-        *,
-        state: MemformerState | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-    ):
-        """Sample ``max_new_tokens`` tokens after ``input_ids``; see ``model/generation.py``."""
-        from .generation import generate
-
-        return generate(
-            self,
-            input_ids,
-            max_new_tokens,
-            state=state,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            generator=generator,
         )
 
     def initial_memory(self) -> torch.Tensor:
@@ -209,21 +137,27 @@ class Memformer(nn.Module):
 
     # ------------------------------------------------------------------ internals
 
-    def _begin(
-        self, input_ids: torch.Tensor, state: MemformerState | None, reset: torch.Tensor | None
-    ) -> MemformerState:
-        """Check the state, then restart the rows that are fresh or reset."""
-        batch = input_ids.size(0)
-        if state is None:
-            state = self.init_state(batch, device=input_ids.device)
-        else:
-            self._check_state(state, batch)
-        fresh_B = ~state.started
-        if reset is not None:
-            fresh_B = fresh_B | self._check_reset(reset, batch)
-        if bool(fresh_B.any()):
-            state = self._restart_rows(state, fresh_B)
-        return state
+    def _state_shapes(self, state: MemformerState, batch: int) -> dict[str, tuple[int, ...]]:
+        length, d = self.config.segment_len, self.config.d_model
+        return {
+            "memory": (batch, self.num_slots, d),
+            "context": (batch, length, d),
+            "tokens": (batch, length),
+            "position": (batch,),
+            "started": (batch,),
+        }
+
+    def _unstarted_rows(self, state: MemformerState) -> torch.Tensor:
+        # A fresh row's memory and context are computed from the parameters at its first call.
+        return ~state.started
+
+    def _row_group_key(self, state: MemformerState) -> torch.Tensor:
+        # One walk serves rows at one in-segment position; rows differ only after a reset in the
+        # middle of a segment (decision 7).
+        return state.position
+
+    def _start_decoding(self, state: MemformerState) -> DecodingCursor:
+        return DecodingCursor.start(state)
 
     def _restart_rows(self, state: MemformerState, fresh_B: torch.Tensor) -> MemformerState:
         """Rows in ``fresh_B`` become fresh streams: memory M_0, context the BOS encoding (decision 6).
@@ -243,23 +177,10 @@ class Memformer(nn.Module):
             started=torch.ones_like(state.started),
         )
 
-    def _by_row_phase(
-        self, input_ids: torch.Tensor, state: MemformerState, *, offset: int | None, want_state: bool
+    def _read(
+        self, input_ids_BN: torch.Tensor, state: MemformerState, view: View
     ) -> tuple[torch.Tensor | None, MemformerState | None]:
-        """Run ``_walk`` on groups of rows that are at the same position inside their segment.
-
-        Usually all rows are (one group). They differ only after a reset in the middle of a
-        segment; rows are independent, so each group is walked on its own and put back in order.
-        """
-        positions_B = state.position
-        if bool((positions_B == positions_B[0]).all()):
-            return self._walk(input_ids, state, offset=offset, want_state=want_state)
-        groups = [torch.nonzero(positions_B == p).flatten() for p in torch.unique(positions_B)]
-        results = [self._walk(input_ids[rows], state.select(rows), offset=offset, want_state=want_state) for rows in groups]
-        inverse_B = torch.argsort(torch.cat(groups))
-        logits = None if offset is None else torch.cat([r[0] for r in results])[inverse_B]
-        new_state = MemformerState.cat([r[1] for r in results]).select(inverse_B) if want_state else None
-        return logits, new_state
+        return self._walk(input_ids_BN, state, offset=_OFFSETS[view], want_state=view != "predict")
 
     def _walk(
         self, input_ids_BN: torch.Tensor, state: MemformerState, *, offset: int | None, want_state: bool
@@ -310,52 +231,6 @@ class Memformer(nn.Module):
         )
         return logits, new_state
 
-    def _check_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        if not isinstance(input_ids, torch.Tensor):
-            raise TypeError(f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}")
-        if input_ids.dim() != 2 or input_ids.size(1) < 1 or input_ids.size(0) < 1:
-            raise ValueError(f"input_ids must have shape (batch, n) with n >= 1, got {tuple(input_ids.shape)}")
-        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"token id {bad} is outside the vocabulary 0..{self.config.vocab_size - 1}; "
-                "check the tokenizer matches the model's vocab_size"
-            )
-        return input_ids.long()
-
-    def _check_labels(self, labels: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
-            shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-            raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {shape}")
-        return labels.long()
-
-    def _check_reset(self, reset: torch.Tensor, batch: int) -> torch.Tensor:
-        if not isinstance(reset, torch.Tensor) or reset.shape != (batch,):
-            shape = tuple(reset.shape) if isinstance(reset, torch.Tensor) else type(reset).__name__
-            raise ValueError(f"reset must be a bool tensor of shape ({batch},), got {shape}")
-        return reset.to(torch.bool)
-
-    def _check_state(self, state: MemformerState, batch: int) -> None:
-        if not isinstance(state, MemformerState):
-            raise TypeError(f"state must be a MemformerState (from init_state or an output), got {type(state).__name__}")
-        expected = {
-            "memory": (batch, self.num_slots, self.config.d_model),
-            "context": (batch, self.config.segment_len, self.config.d_model),
-            "tokens": (batch, self.config.segment_len),
-            "position": (batch,),
-            "started": (batch,),
-        }
-        for name, shape in expected.items():
-            actual = tuple(getattr(state, name).shape)
-            if actual != shape:
-                raise ValueError(
-                    f"state.{name} has shape {actual} but this model and batch expect {shape}; "
-                    "pass a state made by this model for the same batch size"
-                )
-
     def _init_weights(self) -> None:
         """GPT-2 style: N(0, init_std) weights, zero biases, residual outputs scaled by depth."""
         std = self.config.init_std
@@ -369,15 +244,3 @@ class Memformer(nn.Module):
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=std)
 
-
-def shifted_cross_entropy(logits_BNV: torch.Tensor, labels_BN: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of logits[:, i] against labels[:, i + 1], ignoring -100.
-
-    Returns 0 (not NaN) when nothing is labelled, so a one-token call adds nothing to a sum.
-    """
-    logits_BNV = logits_BNV[:, :-1]
-    targets_BN = labels_BN[:, 1:]
-    total = F.cross_entropy(
-        logits_BNV.reshape(-1, logits_BNV.size(-1)), targets_BN.reshape(-1), ignore_index=-100, reduction="sum"
-    )
-    return total / (targets_BN != -100).sum().clamp(min=1)

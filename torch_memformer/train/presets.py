@@ -1,5 +1,7 @@
 """Named starting points for ``memformer train --preset NAME``: training settings plus, per model,
-the model's config fields.
+the model's config fields. The training settings are written here; each model's fields come from
+its own package through the registry (``registry.spec(name).presets``: ``model/presets.py``,
+``baselines/presets.py``), so a new model brings its sizes with it.
 
 Precedence (``config.py``): TrainConfig defaults < preset < ``--config FILE`` < command-line flags.
 Without ``--preset`` the ``quickstart`` preset applies. Sizes are matched across models so that
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-# One dict per preset: "train" holds TrainConfig fields, "models" the model config fields of
-# each registry model (``registry.MODELS``); vocab_size always comes from the tokenizer.
-PRESETS: dict[str, dict[str, Any]] = {
+from .. import registry
+
+# One dict per preset: "train" holds TrainConfig fields; "models" (added below from the
+# registry) the model config fields of each registry model; vocab_size always comes from the
+# tokenizer. Every registry model has fields for every preset (tests/test_baselines_registry.py).
+_TRAINING: dict[str, dict[str, Any]] = {
     # A few seconds; for tests and for checking an installation. Learns almost nothing.
     "tiny": {
         "description": "a 30k-parameter model and 8 steps: checks that everything runs (seconds)",
@@ -24,14 +29,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "steps": 8, "batch_size": 2, "window": 2, "lr": 3e-3, "warmup_steps": 2,
             "eval_every": 4, "eval_batches": 2, "eval_batch_size": 2, "log_every": 1,
             "checkpoint_every": 4, "keep_checkpoints": 2,
-        },
-        "models": {
-            "memformer": {"d_model": 32, "num_heads": 2, "d_ff": 64, "num_encoder_layers": 1,
-                          "num_decoder_layers": 1, "num_slots": 4, "segment_len": 16},
-            "transformer-xl": {"d_model": 32, "num_heads": 2, "d_ff": 64, "num_layers": 2, "mem_len": 16,
-                               "segment_len": 16},
-            "transformer": {"d_model": 32, "num_heads": 2, "d_ff": 64, "num_layers": 2, "context_len": 32,
-                            "segment_len": 16},
         },
     },
     # The README's first command: the stdlib corpus, bytes, a 1M-parameter Memformer, MRBP over
@@ -44,14 +41,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "eval_every": 400, "eval_batches": 8, "eval_batch_size": 8, "log_every": 100,
             "checkpoint_every": 400, "keep_checkpoints": 2,
         },
-        "models": {
-            "memformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_encoder_layers": 2,
-                          "num_decoder_layers": 2, "num_slots": 16, "segment_len": 64},
-            "transformer-xl": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "mem_len": 64,
-                               "segment_len": 64},
-            "transformer": {"d_model": 128, "num_heads": 4, "d_ff": 384, "num_layers": 4, "context_len": 128,
-                            "segment_len": 64},
-        },
     },
     # The debtext benchmark (docs/results.md): about 20 minutes of a 2-core CPU (~4k tokens/s).
     "cpu-20min": {
@@ -61,17 +50,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "eval_every": 600, "eval_batches": 16, "eval_batch_size": 8, "log_every": 50,
             "checkpoint_every": 300, "keep_checkpoints": 2,
         },
-        "models": {
-            "memformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_encoder_layers": 2,
-                          "num_decoder_layers": 4, "num_slots": 16, "segment_len": 64},
-            "transformer-xl": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_layers": 6, "mem_len": 64,
-                               "segment_len": 64},
-            "transformer": {"d_model": 192, "num_heads": 6, "d_ff": 768, "num_layers": 6, "context_len": 128,
-                            "segment_len": 64},
-        },
     },
     # The paper's WikiText-103 sizes (spec 3: hidden 512, FFN 2048, heads of 64, Memformer 4 + 16
-    # layers, Transformer-XL 16 layers): for a GPU.
+    # layers, Transformer-XL 16 layers; the models' presets files): for a GPU.
     "paper-base": {
         "description": "the paper's language-model sizes (Memformer 4+16 layers, d 512): for a GPU",
         "train": {
@@ -79,15 +60,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "eval_every": 2000, "eval_batches": 200, "eval_batch_size": 16, "log_every": 100,
             "checkpoint_every": 2000, "keep_checkpoints": 3, "precision": "auto",
         },
-        "models": {
-            "memformer": {"d_model": 512, "num_heads": 8, "d_ff": 2048, "num_encoder_layers": 4,
-                          "num_decoder_layers": 16, "num_slots": 32, "segment_len": 128, "dropout": 0.1},
-            "transformer-xl": {"d_model": 512, "num_heads": 8, "d_ff": 2048, "num_layers": 16, "mem_len": 128,
-                               "segment_len": 128, "dropout": 0.1},
-            "transformer": {"d_model": 512, "num_heads": 8, "d_ff": 2048, "num_layers": 16, "context_len": 256,
-                            "segment_len": 128, "dropout": 0.1},
-        },
     },
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {**preset, "models": {model: spec.presets.get(name, {}) for model, spec in registry.MODELS.items()}}
+    for name, preset in _TRAINING.items()
 }
 
 DEFAULT_PRESET = "quickstart"

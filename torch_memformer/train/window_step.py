@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..model import Memformer
-from ..model.memformer import shifted_cross_entropy
+from ..model.loss import shifted_cross_entropy
 from ..training import StepModule, WindowResult, backward_window
 
 

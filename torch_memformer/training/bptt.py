@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..model import Memformer, MemformerState
-from ..model.memformer import shifted_cross_entropy
+from ..model.loss import shifted_cross_entropy
 from .plan import WindowPlan
 from .runner import Runner
 

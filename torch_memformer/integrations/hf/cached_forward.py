@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from ...model import Memformer, MemformerState
+from ...model.checks import check_ids
 from .cache import MemformerCache
 from .padding import real_spans
 
@@ -48,7 +49,7 @@ def cached_forward(
         raise ValueError(f"input_ids has {batch} rows but the cache holds {cache.batch_size} streams")
     if attention_mask is not None and not bool(attention_mask[:, -n:].all()):
         raise ValueError("with a cache, the new columns of attention_mask must be ones: pad prompts on the left only")
-    input_ids_BN = model._check_ids(input_ids_BN)
+    input_ids_BN = check_ids(input_ids_BN, model.config.vocab_size)
     logits = []
     for i in range(n):
         cache.push(model, input_ids_BN[:, i])

@@ -36,7 +36,7 @@ from transformers.utils import ModelOutput
 
 from ...model import GenerationOutput, Memformer, MemformerState
 from ...model.attention import Rotary
-from ...model.memformer import shifted_cross_entropy
+from ...model.loss import shifted_cross_entropy
 from ...model.memory import BiasedMemoryNormalization
 from .cache import MemformerCache
 from .cached_forward import cached_forward
