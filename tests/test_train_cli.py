@@ -15,7 +15,7 @@ from torch_memformer.checkpoint import load_model, save_model
 from torch_memformer.cli import main
 from torch_memformer.data import ByteTokenizer
 from torch_memformer.runs import latest_checkpoint, resolve_checkpoint
-from torch_memformer.train.checkpointing import read_training_state
+from torch_memformer.training.training_state import read_training_state
 
 from conftest import tiny_model
 from train_support import make_corpus, start_memformer, train_losses, wait_for

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from torch_memformer import registry
-from torch_memformer.train import PRESETS, TrainConfig, resolve_config
-from torch_memformer.train.config import resume_config
-from torch_memformer.train.schedule import learning_rate
-from torch_memformer.train.window_step import train_window
+from torch_memformer.training import PRESETS, TrainConfig, resolve_config
+from torch_memformer.training.config import resume_config
+from torch_memformer.training.engines import train_window
+from torch_memformer.training.schedule import learning_rate
 
 
 def test_layers_merge_defaults_preset_file_flags():

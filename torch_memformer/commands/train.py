@@ -36,7 +36,7 @@ _DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .. import registry
-    from ..train import METHODS, PRECISIONS, PRESETS
+    from ..training import METHODS, PRECISIONS, PRESETS
 
     unset = argparse.SUPPRESS  # a flag not given leaves the lower layers' value
     run = parser.add_argument_group("run")
@@ -108,9 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import default_cache_dir
-    from ..train import DebugOptions, parse_model_config, plan_run, read_config_file, train
-    from ..train.distributed import from_environment
-    from ..train.precision import idle_cpu_choice
+    from ..training import DebugOptions, parse_model_config, plan_run, read_config_file, train
+    from ..training.distributed import from_environment
+    from ..training.precision import idle_cpu_choice
 
     dist_info = from_environment()
     flag_values = {name: getattr(args, name) for name in _CONFIG_FLAGS
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(config, out_dir=args.out, resume=resume, dist_info=dist_info, cache_dir=cache_dir,
                        debug=debug)
-    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without saving (train/interrupt.py)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without saving (training/interrupt.py)
         if dist_info.is_main:
             print(f"memformer: interrupted without saving; continue from the last checkpoint (or step 0 if there "
                   f"is none) with: memformer train --out {args.out} --resume", file=sys.stderr, flush=True)

@@ -1,8 +1,8 @@
 """How an engine calls the model and back-propagates: directly or through DDP, with the loss
 weight and the GradScaler applied, and autocast off during backward.
 
-The engines (``bptt.py``, ``checkpointed.py``, ``mrbp.py``) only ever call ``step``, ``sync``
-and ``backward``; that is all they know of distribution and mixed precision.
+The engines (``bptt.py``, ``gradient_checkpointing.py``, ``mrbp.py``) only ever call ``step``,
+``sync`` and ``backward``; that is all they know of distribution and mixed precision.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer
+from ...model import Memformer
 
 
 class Runner:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model import MemformerState
+from ...model import MemformerState
 
 
 def segment_start_state(window_state: MemformerState, memory_BSD: torch.Tensor) -> MemformerState:

@@ -2,7 +2,8 @@
 
 Shape legend: B batch, N tokens in the window.
 
-- Memformer: ``training.backward_window`` with MRBP (default), gradient checkpointing or BPTT.
+- Memformer: ``backward_window`` (``memformer_window.py``) with MRBP (default), gradient
+  checkpointing or BPTT.
 - The baselines (Transformer-XL, Transformer): truncated BPTT over the window, written here:
   one graph over the window, the stream state carried detached between windows, exactly as
   Transformer-XL was trained (Dai et al. 2019). ``backward_window`` is Memformer's engine and
@@ -18,9 +19,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer
-from ..model.loss import shifted_cross_entropy
-from ..training import StepModule, WindowResult, backward_window
+from ...model import Memformer
+from ...model.loss import shifted_cross_entropy
+from .memformer_window import WindowResult, backward_window
+from .step_module import StepModule
 
 
 def window_targets(labels_BN: torch.Tensor) -> torch.Tensor:

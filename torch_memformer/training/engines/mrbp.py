@@ -2,10 +2,10 @@
 
 Shape legend: B batch, S slots, D d_model.
 
-A window of chunks 0 .. J-1 (``plan.py``) is trained in units. Unit j (0 <= j <= J-2) starts
-from the memory M_j, encodes segment j (H_j, M_{j+1} = advance) and decodes chunk j + 1 against
-H_j (predict); it straddles two chunks because H_j is what conditions the next chunk's tokens.
-A unit "-1" decodes chunk 0 against the incoming state's context and has no encoder.
+A window of chunks 0 .. J-1 (``window_plan.py``) is trained in units. Unit j (0 <= j <= J-2)
+starts from the memory M_j, encodes segment j (H_j, M_{j+1} = advance) and decodes chunk j + 1
+against H_j (predict); it straddles two chunks because H_j is what conditions the next chunk's
+tokens. A unit "-1" decodes chunk 0 against the incoming state's context and has no encoder.
 
 1. Replay pass, no gradients: advance through segments 0 .. J-2 (encoder + writer only, no
    decoder), keeping M_0 .. M_{J-1} and a snapshot of the random generators before each
@@ -17,7 +17,7 @@ A unit "-1" decodes chunk 0 against the incoming state's context and has no enco
    local_loss_{j+1} + <M_{j+1}', g> in one backward; g = m.grad goes one segment back.
 
 The parameters' gradients are the sum of all the backwards: exactly BPTT's (``bptt.py``), which
-``tests/test_training_equivalence.py`` checks in float64. Live memory is the J memories plus one
+``tests/test_engines_equivalence.py`` checks in float64. Live memory is the J memories plus one
 unit's activations; the extra compute is one encoder + writer forward for J - 1 segments.
 
 Randomness: encoders draw from the generator stream of step 1 (replayed per segment), decoders
@@ -31,11 +31,11 @@ import functools
 
 import torch
 
-from ..model import Memformer, MemformerState
+from ...model import Memformer, MemformerState
 from . import rng
-from .plan import WindowPlan
 from .runner import Runner
-from .units import segment_start_state
+from .segment_start import segment_start_state
+from .window_plan import WindowPlan
 
 
 def mrbp_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tuple[torch.Tensor, MemformerState]:

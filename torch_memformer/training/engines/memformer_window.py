@@ -2,8 +2,8 @@
 
 Shape legend: B batch, N tokens in the window.
 
-This file checks the user's input, builds the window plan (``plan.py``) and dispatches to an
-engine. The three engines compute the same gradients (``tests/test_training_equivalence.py``);
+This file checks the user's input, builds the window plan (``window_plan.py``) and dispatches to
+an engine. The three engines compute the same gradients (``tests/test_engines_equivalence.py``);
 they differ in memory and speed (``benchmarks/mrbp_memory.py``, ``docs/results.md``).
 """
 
@@ -15,13 +15,13 @@ from typing import Literal
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer, MemformerState
+from ...model import Memformer, MemformerState
 from .bptt import bptt_window
-from .checkpointed import checkpointed_window
-from .ddp import StepModule
+from .gradient_checkpointing import checkpointed_window
 from .mrbp import mrbp_window
-from .plan import cut_window
 from .runner import Runner
+from .step_module import StepModule
+from .window_plan import cut_window
 
 Method = Literal["bptt", "checkpoint", "mrbp"]
 _ENGINES = {"bptt": bptt_window, "checkpoint": checkpointed_window, "mrbp": mrbp_window}
@@ -61,7 +61,8 @@ def backward_window(
     flows into it (the engine detaches it), as in truncated BPTT across windows.
 
     Args:
-        model: a Memformer, or ``DistributedDataParallel(StepModule(model))`` (see ``ddp.py``).
+        model: a Memformer, or ``DistributedDataParallel(StepModule(model))``
+            (see ``step_module.py``).
         input_ids: (B, N) token ids, N >= 1; the window may start and end mid-segment.
         state: the state before the window (fresh streams if None). All rows must be at the
             same position inside their segment.

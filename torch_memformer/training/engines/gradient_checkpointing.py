@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ..model import Memformer, MemformerState
-from .plan import WindowPlan
+from ...model import Memformer, MemformerState
 from .runner import Runner
-from .units import segment_start_state
+from .segment_start import segment_start_state
+from .window_plan import WindowPlan
 
 
 def checkpointed_window(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Memformer, MemformerState
-from ..model.loss import shifted_cross_entropy
-from .plan import WindowPlan
+from ...model import Memformer, MemformerState
+from ...model.loss import shifted_cross_entropy
 from .runner import Runner
+from .window_plan import WindowPlan
 
 
 def bptt_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tuple[torch.Tensor, MemformerState]:
