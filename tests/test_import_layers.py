@@ -1,9 +1,10 @@
 """The package's import rules, read from the source with ``ast`` (nothing is imported).
 
 docs/architecture.md's package map states them: ``model/`` imports only ``config.py``, the
-baselines only ``model/`` and ``config.py``, ``data/`` nothing of the models (everything else
-builds on them, never the other way); no two modules import each other; no module calls
-another's private methods or imports its private names.
+baselines only ``model/`` and ``config.py``, ``data/`` nothing of the models, the training
+engines (``training/engines/``) only ``model/`` (everything else builds on them, never the other
+way); no two modules import each other; nothing imports ``train.py``, the old training path kept
+for users; no module calls another's private methods or imports its private names.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ ALLOWED = {
     "model": {"config", "json_input"},
     "baselines": {"config", "model", "json_input"},
     "data": {"json_input"},
+    # The gradient engines call the model's step contract and nothing else of the package.
+    "training.engines": {"model"},
 }
 
 
@@ -147,6 +150,14 @@ def test_low_packages_import_only_what_the_map_allows(package):
                 if not any(_in(name, other) for other in allowed)
             }
             assert not wrong, f"{module} imports {sorted(wrong)}; {package} may import only {sorted(allowed)}"
+
+
+def test_nothing_in_the_package_imports_the_old_training_path():
+    """``train.py`` re-exports ``training``'s public names for code written before issue 12 merged
+    ``train/`` into ``training/``; the package itself imports ``training``."""
+    old = f"{PACKAGE}.train"
+    users = sorted(module for module in MODULES if old in _imports(module, runtime_only=False))
+    assert not users, f"{users} import {old}; import {PACKAGE}.training instead"
 
 
 # Reaches into another module's private names that predate this test, each with what it waits for.

@@ -124,3 +124,12 @@ def test_baseline_window_step_equals_separate_streams():
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="trains with method 'bptt'"):
         train_window(model, ids, labels=labels, reset=reset, state=None, method="mrbp")
+
+
+def test_the_old_import_path_gives_the_same_public_names():
+    # torch_memformer.train is the training package's name before issue 12, kept for users.
+    import torch_memformer.train as old
+    import torch_memformer.training as training
+
+    assert "train" in old.__all__ and "TrainConfig" in old.__all__
+    assert all(getattr(old, name) is getattr(training, name) for name in old.__all__)
