@@ -54,7 +54,7 @@ def test_every_preset_builds_every_model(preset):
     ({"shuffle": "yes"}, "shuffle must be true or false"),
     ({"model_config": {"num_slots": 0}}, "num_slots must be >= 1"),
     ({"precision": "fp8"}, "precision must be one of"),
-    ({"bogus": 1}, "unknown field(s) bogus"),
+    ({"bogus": 1}, "unknown training config field(s) bogus"),
 ])
 def test_invalid_settings_name_the_field(values, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
