@@ -1,7 +1,8 @@
 """The package's import rules, read from the source with ``ast`` (nothing is imported).
 
-docs/architecture.md's package map states them: ``model/`` imports only ``config.py``, the
-baselines only ``model/`` and ``config.py``, ``data/`` nothing of the models, the training
+docs/architecture.md's package map states them: ``config.py`` imports only ``config_base.py``
+(and both ``json_input.py``), ``model/`` only ``config.py``, the baselines only ``model/`` and the
+two config modules, ``data/`` nothing of the models, the training
 engines (``training/engines/``) only ``model/`` (everything else builds on them, never the other
 way); no two modules import each other; nothing imports ``train.py``, the old training path kept
 for users; no module calls another's private methods or imports its private names.

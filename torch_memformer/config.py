@@ -2,7 +2,8 @@
 
 Defaults follow the spec (``docs/architecture.md`` lists where the paper is silent and what we
 chose). Every field is checked in ``__post_init__`` so a bad value fails where it is written, with
-a message that names the field and the fix.
+a message that names the field and the fix. The validators and the JSON round trip are the ones
+every config shares (``config_base.py``).
 """
 
 from __future__ import annotations
