@@ -55,6 +55,7 @@ def test_a_folder_without_a_checkpoint_starts_again_from_step_0(setup, tmp_path,
     assert load_run_config(run).steps == 8
 
 
+@pytest.mark.slow  # two training processes, one killed
 def test_a_run_sigkilled_before_its_first_checkpoint_resumes_from_step_0(setup, tmp_path):
     flags, expected, _ = setup
     run = tmp_path / "run"

@@ -6,8 +6,9 @@ Shape legend: B batch, N tokens in the window.
   checkpointing or BPTT.
 - The baselines (Transformer-XL, Transformer): truncated BPTT over the window, written here:
   one graph over the window, the stream state carried detached between windows, exactly as
-  Transformer-XL was trained (Dai et al. 2019). ``backward_window`` is Memformer's engine and
-  accepts only a Memformer.
+  Transformer-XL was trained (Dai et al. 2019). ``backward_window`` takes Memformer or another
+  model implementing the step contract (``step_contract.py``), which the baselines' states do
+  not (no ``position`` / ``started``; Transformer-XL also carries ``last_hidden``).
 
 Both compute the same loss: the token mean of the cross-entropy of every token of the window but
 its first (Hugging Face shift), ignoring labels of -100 (padding, and a stream's first token).
