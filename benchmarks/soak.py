@@ -35,7 +35,7 @@ from torch_memformer.data import ByteTokenizer, TokenizedCorpus, stdlib_files
 from torch_memformer.data.corpora import stdlib_root
 from torch_memformer.evaluate import evaluate
 from torch_memformer.generate import generate_text
-from torch_memformer.train.presets import PRESETS
+from torch_memformer.training.presets import PRESETS
 
 
 def build(seed: int) -> Memformer:

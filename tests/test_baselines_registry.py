@@ -39,7 +39,7 @@ def test_saved_config_builds_the_same_class_and_config(name):
 @pytest.mark.parametrize("name", registry.model_names())
 def test_every_model_has_valid_sizes_for_every_training_preset(name):
     from torch_memformer.model.stream_lm import StreamLM
-    from torch_memformer.train.presets import PRESETS
+    from torch_memformer.training.presets import PRESETS
 
     spec = registry.spec(name)
     assert issubclass(spec.model_class, StreamLM)

@@ -12,8 +12,8 @@ import torch
 
 from torch_memformer.cli import main
 from torch_memformer.commands._threads import set_threads
-from torch_memformer.train import TrainResult, plan_run
-from torch_memformer.train.precision import ThreadChoice, idle_cpu_choice
+from torch_memformer.training import TrainResult, plan_run
+from torch_memformer.training.precision import ThreadChoice, idle_cpu_choice
 
 
 @pytest.mark.parametrize("args, line", [
@@ -51,7 +51,7 @@ def _result(tmp_path, interrupted):
 
 @pytest.mark.parametrize("how", ["saved", "second ctrl-c"])
 def test_interrupt_messages_go_to_stderr(tmp_path, capsys, monkeypatch, how):
-    import torch_memformer.train as train_package
+    import torch_memformer.training as train_package
 
     def interrupted(*args, **kwargs):
         if how == "second ctrl-c":

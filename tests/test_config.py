@@ -43,7 +43,7 @@ def test_invalid_values_name_the_field(changes, message):
 
 
 def test_unknown_field_and_bad_json(tmp_path):
-    with pytest.raises(ValueError, match="unknown config field.*num_layer"):
+    with pytest.raises(ValueError, match="unknown Memformer config field.*num_layer"):
         MemformerConfig.from_dict({"num_layer": 3})
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -47,6 +47,7 @@ def _run_quick(name, tmp_path, capsys, *extra):
     return result
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_efficiency_quick_writes_its_files(tmp_path, capsys):
     result = _run_quick("efficiency", tmp_path, capsys)
     assert {"sizes", "plan", "parameters", "length_sweep", "memory_sweep", "comparison"} <= set(result)
@@ -65,6 +66,7 @@ def test_efficiency_quick_writes_its_files(tmp_path, capsys):
         result["comparison"])
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_streaming_quick_writes_its_files(tmp_path, capsys):
     result = _run_quick("streaming", tmp_path, capsys)
     assert {"sizes", "plan", "models", "rows", "memformer_round_robin", "summary", "memory_limit_bytes"} <= set(result)
@@ -146,6 +148,7 @@ def tiny_corpus(tmp_path_factory):
     return ["--data", str(root / "corpus"), "--cache-dir", str(root / "cache")]
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_language_model_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
     from torch_memformer.experiments.common.trained_models import read_manifest
 
@@ -169,6 +172,7 @@ def test_language_model_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
     assert (root / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_matched_inference_quick_trains_then_measures(tmp_path, capsys, tiny_corpus):
     # No checkpoints under --out: it trains the language-model experiment's models first.
     result = _run_quick("matched-inference", tmp_path, capsys, *tiny_corpus)
@@ -186,6 +190,7 @@ def test_matched_inference_quick_trains_then_measures(tmp_path, capsys, tiny_cor
     assert {"ratios_matched", "memory_target_met", "speed_target_met"} <= set(result["comparison"])
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_memory_analysis_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
     result = _run_quick("memory-analysis", tmp_path, capsys, *tiny_corpus)
     assert {"origin", "checkpoint", "summary", "analysis", "config"} <= set(result)
@@ -196,6 +201,7 @@ def test_memory_analysis_quick_writes_its_files(tmp_path, capsys, tiny_corpus):
     assert {"mid_document_keep_share", "first_write_overwrite_share", "bias_norm_ratio"} <= set(result["summary"])
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_analyze_command_writes_json_and_plot(tmp_path, capsys, tiny_corpus):
     data, cache = tiny_corpus[1], tiny_corpus[3]
     run = tmp_path / "run"
@@ -219,6 +225,7 @@ def test_analyze_command_writes_json_and_plot(tmp_path, capsys, tiny_corpus):
 # their keys, never the numbers.
 
 
+@pytest.mark.slow  # an experiment run end to end
 def test_digits_quick_writes_its_files(tmp_path, capsys):
     result = _run_quick("digits", tmp_path, capsys)
     assert {"plan", "data", "runs", "summary"} <= set(result)
@@ -260,6 +267,7 @@ def test_digits_checks_tell_a_clear_reversal_from_noise():
 
 @pytest.mark.parametrize("name, scored", [("recall", "num_pairs"), ("copy-after-gap", "payload_len"),
                                            ("value-tracking", None)])
+@pytest.mark.slow  # an experiment run end to end
 def test_memory_task_quick_writes_its_files(tmp_path, capsys, name, scored):
     result = _run_quick(name, tmp_path, capsys)
     assert {"plan", "task", "runs", "summary", "tokens_per_model"} <= set(result)

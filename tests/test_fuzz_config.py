@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from fuzz_strategies import near_valid_dicts, json_texts
 from fuzz_support import check_clean_exit, examples, run_cli
 from torch_memformer import registry
-from torch_memformer.train import TrainConfig
-from torch_memformer.train.presets import PRESETS
+from torch_memformer.training import TrainConfig
+from torch_memformer.training.presets import PRESETS
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 from fuzz_support import examples
 from torch_memformer.data import DataSpec, open_corpus
 
+# Hundreds of generated examples per test: the fast subset (-m "not slow") leaves them to the full run.
+pytestmark = pytest.mark.slow
+
 COMPRESS = {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}
 TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 # A document: usually short, sometimes empty, now and then one very long line.

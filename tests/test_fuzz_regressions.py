@@ -16,7 +16,7 @@ from torch_memformer.checkpoint import CheckpointError, load_model, save_model
 from torch_memformer.config import MemformerConfig
 from torch_memformer.data import ByteTokenizer, DataSpec, open_corpus
 from torch_memformer.model import Memformer
-from torch_memformer.train import TrainConfig
+from torch_memformer.training import TrainConfig
 
 TINY = dict(d_model=16, num_heads=2, d_ff=32, num_encoder_layers=1, num_decoder_layers=1, num_slots=4, segment_len=8)
 
@@ -83,7 +83,7 @@ def test_threads_past_the_cores_are_refused(checkpoint):
     assert code == 2 and err == f"memformer: error: --threads must be at most {os.cpu_count()}, the CPU cores of " \
                                 "this machine, got 1000000\n"
     with pytest.raises(ValueError, match="--threads must be at most"):
-        from torch_memformer.train.precision import check_threads
+        from torch_memformer.training.precision import check_threads
 
         check_threads((os.cpu_count() or 1) + 1)
 

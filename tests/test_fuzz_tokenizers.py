@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from fuzz_support import examples
 from torch_memformer.data import ByteTokenizer, train_bpe
 
+# Hundreds of generated examples per test: the fast subset (-m "not slow") leaves them to the full run.
+pytestmark = pytest.mark.slow
+
 # Any code point but lone surrogates (no UTF-8 encoding; the readers replace them first,
 # text_files.clean_surrogates), with the awkward ones made likely: whitespace runs (the BPE
 # pre-tokenizer splits on them), newlines, combining marks, astral characters.

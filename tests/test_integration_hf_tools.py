@@ -71,6 +71,7 @@ def run_fresh(directory: Path, ids: torch.Tensor, tmp_path: Path) -> dict:
     return json.loads(result.stdout.split("\nRESULT ")[-1])
 
 
+@pytest.mark.slow  # a fresh Python process importing transformers
 def test_converted_directory_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
     model = tiny_model(seed=5, vocab_size=256)
     save_model(tmp_path / "native", model, tokenizer=ByteTokenizer())

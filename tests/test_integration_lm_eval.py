@@ -161,6 +161,7 @@ def test_bad_arguments_are_refused(model, tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a fresh Python process importing lm_eval
 def test_registering_memformer_keeps_lm_evals_own_models():
     # A fresh process: lm-eval loads its built-in models only into an empty registry, so the order of
     # imports is what is tested here, and another test may already have imported lm_eval.models.

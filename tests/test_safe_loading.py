@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 from torch_memformer import MemformerConfig
 from torch_memformer.checkpoint import CheckpointError, load_model, save_model
 from torch_memformer.data import ByteTokenizer, DataSpec, load_or_tokenize, open_corpus, train_bpe
-from torch_memformer.train.checkpointing import TRAINER_STATE_FILE, TRAINING_STATE_FILE, read_training_state
-from torch_memformer.train.config import parse_model_config, read_config_file
+from torch_memformer.training.config import parse_model_config, read_config_file
+from torch_memformer.training.training_state import TRAINER_STATE_FILE, TRAINING_STATE_FILE, read_training_state
 
 from conftest import tiny_model
 

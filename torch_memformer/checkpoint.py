@@ -9,7 +9,7 @@ A checkpoint directory holds:
 Nothing here unpickles anything, so loading a file from someone else is safe. A directory is
 written under a temporary name in the same parent and renamed into place when complete, so a
 crash leaves either the old directory or the new one, never half of one. The training state
-(optimizer, RNG, stream positions) is added beside these files by ``torch_memformer.train``.
+(optimizer, RNG, stream positions) is added beside these files by ``torch_memformer.training``.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class ModelSpec:
     config_class: type
     # A stream LM (``model/stream_lm.py``): its ``state_class`` is part of the contract.
     model_class: type[nn.Module]
-    # The model's config fields under each training preset (``train/presets.py`` names them).
+    # The model's config fields under each training preset (``training/presets.py`` names them).
     presets: dict[str, dict[str, Any]]
 
     @property

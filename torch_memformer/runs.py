@@ -5,7 +5,7 @@
       checkpoints/step-000200/   config.json, model.safetensors, tokenizer files,
                                  training_state.safetensors, trainer_state.json
       checkpoints/step-000400/
-      metrics.jsonl              one JSON object per line (``train/metrics.py``)
+      metrics.jsonl              one JSON object per line (``training/metrics.py``)
       tensorboard/               TensorBoard event files
 
 A checkpoint directory is published by renaming a complete temporary directory

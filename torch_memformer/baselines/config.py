@@ -1,5 +1,5 @@
-"""Configs of the baselines: validated frozen dataclasses with the same JSON round trip as
-``MemformerConfig`` (``to_dict`` / ``from_dict`` / ``to_json`` / ``from_json`` / ``replace``).
+"""Configs of the baselines: validated frozen dataclasses with the JSON round trip of every config
+(``config_base.JsonConfig``: ``to_dict`` / ``from_dict`` / ``to_json`` / ``from_json`` / ``replace``).
 
 Every field is checked in ``__post_init__`` so a bad value fails where it is written, with a
 message that names the field and the fix. ``docs/baselines.md`` explains each model.
@@ -8,60 +8,10 @@ message that names the field and the fix. ``docs/baselines.md`` explains each mo
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from .. import json_input
-from ..config import field_names, _check_choice, _check_float, _check_int
-
-AttentionImpl = Literal["sdpa", "reference"]
-ConfigT = TypeVar("ConfigT", bound="JsonConfig")
-
-
-class JsonConfig:
-    """The JSON round trip shared by the baseline configs (the same behaviour as MemformerConfig)."""
-
-    def replace(self: ConfigT, **changes: Any) -> ConfigT:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[ConfigT], values: dict[str, Any]) -> ConfigT:
-        if not isinstance(values, dict):
-            raise ValueError(f"a {cls.__name__} must be a JSON object, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} field(s) {field_names(unknown)}; known fields: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls: type[ConfigT], path_or_text: str | Path) -> ConfigT:
-        """Read a config from a JSON file path, or from JSON text."""
-        text = str(path_or_text)
-        if not text.lstrip().startswith("{"):
-            path = Path(path_or_text)
-            try:
-                text = path.read_text()
-            except OSError as error:
-                raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
-        try:
-            values = json_input.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"config is not valid JSON ({error.msg} at line {error.lineno})") from None
-        return cls.from_dict(values)
+from ..config import AttentionImpl
+from ..config_base import JsonConfig, check_bool, check_choice, check_float, check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,16 +46,16 @@ class TransformerXLConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         _check_common(self)
-        _check_int(self, "num_layers", minimum=1)
-        _check_int(self, "mem_len", minimum=1)
-        _check_int(self, "segment_len", minimum=1)
+        check_int(self, "num_layers", minimum=1)
+        check_int(self, "mem_len", minimum=1)
+        check_int(self, "segment_len", minimum=1)
         if self.d_model % 2:
             raise ValueError(
                 f"d_model ({self.d_model}) must be even for the sinusoidal relative position table; "
                 "pick an even d_model"
             )
         for name in ("detach_memory", "tie_embeddings"):
-            _check_bool(self, name)
+            check_bool(self, name)
 
     @property
     def head_dim(self) -> int:
@@ -138,17 +88,17 @@ class TransformerConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         _check_common(self)
-        _check_int(self, "num_layers", minimum=1)
+        check_int(self, "num_layers", minimum=1)
         if self.context_len is not None:
-            _check_int(self, "context_len", minimum=1)
-        _check_int(self, "segment_len", minimum=1)
+            check_int(self, "context_len", minimum=1)
+        check_int(self, "segment_len", minimum=1)
         if self.head_dim % 2:
             raise ValueError(
                 f"the head size d_model / num_heads ({self.head_dim}) must be even for rotary position "
                 "embeddings; change d_model or num_heads"
             )
-        _check_float(self, "rope_base", low=1.0, low_open=True)
-        _check_bool(self, "tie_embeddings")
+        check_float(self, "rope_base", low=1.0, low_open=True)
+        check_bool(self, "tie_embeddings")
 
     @property
     def head_dim(self) -> int:
@@ -157,21 +107,17 @@ class TransformerConfig(JsonConfig):
 
 def _check_common(config: Any) -> None:
     """The fields every baseline shares, checked the way MemformerConfig checks them."""
-    _check_int(config, "vocab_size", minimum=2)
-    _check_int(config, "d_model", minimum=2)
-    _check_int(config, "num_heads", minimum=1)
-    _check_int(config, "d_ff", minimum=1)
+    check_int(config, "vocab_size", minimum=2)
+    check_int(config, "d_model", minimum=2)
+    check_int(config, "num_heads", minimum=1)
+    check_int(config, "d_ff", minimum=1)
     if config.d_model % config.num_heads:
         raise ValueError(
             f"d_model ({config.d_model}) must be divisible by num_heads ({config.num_heads}); "
             "pick num_heads among the divisors of d_model"
         )
-    _check_float(config, "dropout", low=0.0, high=1.0, high_open=True)
-    _check_float(config, "layer_norm_eps", low=0.0, low_open=True)
-    _check_float(config, "init_std", low=0.0, low_open=True)
-    _check_choice(config, "attention_impl", ("sdpa", "reference"))
+    check_float(config, "dropout", low=0.0, high=1.0, high_open=True)
+    check_float(config, "layer_norm_eps", low=0.0, low_open=True)
+    check_float(config, "init_std", low=0.0, low_open=True)
+    check_choice(config, "attention_impl", ("sdpa", "reference"))
 
-
-def _check_bool(config: Any, name: str) -> None:
-    if not isinstance(getattr(config, name), bool):
-        raise ValueError(f"{name} must be true or false, got {getattr(config, name)!r}")

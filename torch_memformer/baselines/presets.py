@@ -1,4 +1,4 @@
-"""The baselines' sizes under each training preset (``train/presets.py`` holds the presets'
+"""The baselines' sizes under each training preset (``training/presets.py`` holds the presets'
 training settings and looks these up through the registry). vocab_size always comes from the
 tokenizer.
 

@@ -9,6 +9,9 @@ import argparse
 
 from ..data import DATA_FORMATS, DataSpec
 
+# The destinations of the flags add_data_arguments adds (TrainConfig's data fields have these names).
+DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction", "allow_binary")
+
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --data, --data-format, --text-field, --hf-config, --valid-fraction, --test-fraction,

@@ -10,10 +10,11 @@ from ..errors import UserError
 
 def set_threads(requested: int | None) -> None:
     """``--threads N``: N CPU threads (0: PyTorch's default, one per core). Not given: the idle
-    cores by the load average (``train.precision.idle_cpu_threads``), unless OMP_NUM_THREADS says."""
+    cores by the load average (``training.precision.idle_cpu_threads``), unless OMP_NUM_THREADS
+    says."""
     import torch
 
-    from ..train.precision import check_threads, idle_cpu_choice
+    from ..training.precision import check_threads, idle_cpu_choice
 
     if requested is not None and requested < 0:
         raise UserError(f"--threads must be >= 0, got {requested}")

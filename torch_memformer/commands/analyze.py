@@ -82,7 +82,7 @@ def analyze_checkpoint(checkpoint: Path, args: argparse.Namespace) -> dict:
     from ..data import DataSpec, default_cache_dir, tokenized_split
     from ..errors import UserError
     from ..runs import resolve_checkpoint
-    from ..train.checkpointing import TRAINER_STATE_FILE
+    from ..training.training_state import TRAINER_STATE_FILE
     from .eval import _data_spec  # the rule memformer eval follows: --data, else the checkpoint's recorded data
 
     for name in ("documents", "max_segments"):

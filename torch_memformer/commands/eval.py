@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..evaluate import evaluate
     from ..runs import resolve_checkpoint
-    from ..train.checkpointing import TRAINER_STATE_FILE
-    from ..train.precision import resolve_device, resolve_precision
+    from ..training.precision import resolve_device, resolve_precision
+    from ..training.training_state import TRAINER_STATE_FILE
     from ._threads import set_threads
 
     if args.batch_size < 1:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model.generation import check_sampling
     from ..runs import resolve_checkpoint
     from ..state_file import load_state, save_state
-    from ..train.precision import resolve_device
+    from ..training.precision import resolve_device
     from ._threads import set_threads
 
     _check_sampling_flags(args)

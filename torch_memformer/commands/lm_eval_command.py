@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.tokenizers import META_FILE
     from ..errors import UserError
     from ..runs import resolve_checkpoint
-    from ..train.checkpointing import TRAINER_STATE_FILE
+    from ..training.training_state import TRAINER_STATE_FILE
 
     try:
         import lm_eval

@@ -16,7 +16,8 @@ The shared flags (``common/arguments.py``): --quick, --out, --seed, --threads, -
 
     >>> from torch_memformer import experiments
     >>> experiments.names()
-    ['efficiency', 'streaming']
+    ['copy-after-gap', 'digits', 'efficiency', 'language-model', 'matched-inference',
+     'memory-analysis', 'recall', 'streaming', 'value-tracking']
     >>> done = experiments.run("efficiency", ["--quick", "--out", "/tmp/bench"])  # doctest: +SKIP
     >>> done.result["files"]  # doctest: +SKIP
     {'json': '/tmp/bench/efficiency.json', 'png': '/tmp/bench/efficiency.png'}

@@ -45,7 +45,7 @@ import torch
 
 from ..data.digits import GREY_LEVELS, PIXELS_PER_IMAGE, digits_corpus, load_digit_images, split_digits
 from ..evaluate import evaluate
-from ..train import InMemoryData, TrainConfig
+from ..training import InMemoryData, TrainConfig
 from .common import report
 from .common.arguments import positive_int
 from .common.flops import count_flops

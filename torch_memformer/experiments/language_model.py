@@ -2,7 +2,7 @@
 no-memory ablation and Transformer-XL at several memory lengths, at equal parameter count and
 equal training time, on debtext.
 
-Every model is trained by ``memformer train``'s loop (``torch_memformer.train.train``: MRBP for
+Every model is trained by ``memformer train``'s loop (``torch_memformer.training.train``: MRBP for
 Memformer, truncated BPTT for Transformer-XL) on the same byte-level stream (batch 8, windows of
 4 segments of 64 tokens, AdamW at 2e-3, warm-up then cosine, seed 0), and scored with
 ``torch_memformer.evaluate`` on the same fixed prefix of the valid split. Sizes

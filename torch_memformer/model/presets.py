@@ -1,5 +1,6 @@
-"""Memformer's sizes under each training preset (``train/presets.py`` holds the presets' training
-settings and looks these up through the registry). vocab_size always comes from the tokenizer.
+"""Memformer's sizes under each training preset (``training/presets.py`` holds the presets'
+training settings and looks these up through the registry). vocab_size always comes from the
+tokenizer.
 
 The baselines' sizes under the same presets (``baselines/presets.py``) are matched to these.
 """

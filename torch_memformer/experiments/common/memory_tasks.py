@@ -6,7 +6,7 @@ Three experiments (``recall.py``, ``copy_after_gap.py``, ``value_tracking.py``) 
 task (``data/recall.py``, ``data/copy_after_gap.py``, ``data/value_tracking.py``), their default
 plan and their targets. Everything else is here, written once:
 
-- **Training.** ``train.train`` (what ``memformer train`` runs) on fresh task documents back to
+- **Training.** ``training.train`` (what ``memformer train`` runs) on fresh task documents back to
   back, the state reset at each, with the training gaps drawn by ``data.recall.curriculum_gaps``
   (``--curriculum HOLD,RAMP``; ``0,0`` mixes every gap 0..max_train_gap from the first step).
   The same gap sequence is laid on every row and the documents are not shuffled, so the rows are
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ...data.recall import curriculum_gaps
 from ...data.scored_documents import ScoredDocuments
 from ...evaluate import score_segment
-from ...train import InMemoryData, TrainConfig
+from ...training import InMemoryData, TrainConfig
 from . import report
 from .arguments import int_list, positive_int
 from .machine import environment

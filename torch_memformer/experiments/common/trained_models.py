@@ -43,9 +43,9 @@ from ... import registry, runs
 from ...checkpoint import load_model
 from ...data import TrainStream, resolve_tokenizer, tokenized_split
 from ...evaluate import evaluate
-from ...train import TrainConfig, train
-from ...train.metrics import read_metrics
-from ...train.window_step import train_window
+from ...training import TrainConfig, train
+from ...training.engines import train_window
+from ...training.metrics import read_metrics
 
 logger = logging.getLogger(__name__)
 

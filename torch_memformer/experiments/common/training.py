@@ -1,6 +1,6 @@
 """Training a model for an experiment with the project's trainer, on corpora held in memory.
 
-Every experiment that trains (digits, recall) goes through ``train.train`` (the loop of
+Every experiment that trains (digits, recall) goes through ``training.train`` (the loop of
 ``memformer train``: MRBP for Memformer, truncated BPTT for the baselines, AdamW, warmup + cosine,
 gradient clipping) with ``InMemoryData``, then reloads the final checkpoint (the same file
 contract as any run), so all models get the same trainer, the same budget accounting and the
@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from torch import nn
 
 from ...checkpoint import load_model
-from ...train import InMemoryData, TrainConfig, train
-from ...train.metrics import read_metrics
+from ...training import InMemoryData, TrainConfig, train
+from ...training.metrics import read_metrics
 from ... import runs
 from .processes import call_each_in_fresh_process
 

@@ -15,7 +15,7 @@ from torch_memformer.checkpoint import load_model, save_model
 from torch_memformer.cli import main
 from torch_memformer.data import ByteTokenizer
 from torch_memformer.runs import latest_checkpoint, resolve_checkpoint
-from torch_memformer.train.checkpointing import read_training_state
+from torch_memformer.training.training_state import read_training_state
 
 from conftest import tiny_model
 from train_support import make_corpus, start_memformer, train_losses, wait_for
@@ -220,7 +220,7 @@ def test_bad_checkpoints(trained, tmp_path, capsys):
         "incomplete": (incomplete, "model.safetensors is missing"),
         "corrupted": (corrupted, "corrupted or truncated"),
         "incompatible config": (incompatible, "different models"),
-        "invalid config": (unknown_field, "unknown config field"),
+        "invalid config": (unknown_field, "unknown Memformer config field"),
     }
     for name, (path, needle) in cases.items():
         for command in (["eval", "--data", str(run.parent / "missing")], ["generate", "--prompt", "x"]):
@@ -254,7 +254,7 @@ def test_unknown_and_contradictory_flags(trained, tmp_path, capsys):
                                     "Memformer only"),
         "window not positive": (["train", "--window", "0", *out], "window must be >= 1"),
         "bad model field": (["train", "--model-config", '{"num_heads": 3}', *out], "divisible by num_heads"),
-        "unknown model field": (["train", "--model-config", '{"slots": 3}', *out], "unknown config field"),
+        "unknown model field": (["train", "--model-config", '{"slots": 3}', *out], "unknown Memformer config field"),
         "resume without a run": (["train", "--resume", "--out", str(tmp_path / "none")], "does not exist"),
         "resume with another batch size": (["train", "--resume", "--out", str(run), "--batch-size", "4"],
                                            "--batch-size 4 contradicts"),

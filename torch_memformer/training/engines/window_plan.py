@@ -27,7 +27,8 @@ IGNORE_INDEX = -100
 
 @dataclasses.dataclass(frozen=True)
 class WindowPlan:
-    """A validated window, cut into chunks (built by ``window.py``; the engines only read it).
+    """A validated window, cut into chunks (built by ``memformer_window.py``; the engines only read
+    it).
 
     Attributes:
         input_ids: (B, N) the window's tokens.
@@ -80,7 +81,7 @@ def cut_window(
     """Cut a window whose first token sits at in-segment ``position`` (0 .. L - 1).
 
     ``reset_BN`` (B, N) bool marks the tokens a row restarts before; it must already be checked
-    to be set only at chunk starts (``window.py`` does, with a message for the user).
+    to be set only at chunk starts (``memformer_window.py`` does, with a message for the user).
     """
     n = input_ids_BN.size(1)
     starts = [0] + list(range(segment_len - position, n, segment_len))

@@ -10,7 +10,7 @@ import pytest
 
 from torch_memformer.checkpoint import load_model
 from torch_memformer.runs import latest_checkpoint, list_checkpoints
-from torch_memformer.train.checkpointing import read_training_state
+from torch_memformer.training.training_state import read_training_state
 
 from train_support import make_corpus, run_memformer, start_memformer, train_losses, wait_for
 

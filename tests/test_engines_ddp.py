@@ -21,7 +21,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 from torch_memformer import Memformer, MemformerConfig
-from torch_memformer.training import StepModule, backward_window
+from torch_memformer.training.engines import StepModule, backward_window
 
 SEGMENT = 4
 VOCAB = 13

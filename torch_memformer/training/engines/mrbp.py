@@ -1,11 +1,16 @@
 """Memory Replay Back-Propagation (spec 2): BPTT's gradients at about one segment's memory.
 
-Shape legend: B batch, S slots, D d_model.
+Shape legend: B batch, S slots, D d_model (Memformer's memory is (B, S, D); another model's
+``state.memory`` may have any trailing shape: the engine only stores it and hands gradients back).
 
-A window of chunks 0 .. J-1 (``plan.py``) is trained in units. Unit j (0 <= j <= J-2) starts
-from the memory M_j, encodes segment j (H_j, M_{j+1} = advance) and decodes chunk j + 1 against
-H_j (predict); it straddles two chunks because H_j is what conditions the next chunk's tokens.
-A unit "-1" decodes chunk 0 against the incoming state's context and has no encoder.
+The engine calls only the step contract (``step_contract.py``): ``advance``, ``predict`` and the
+state's ``memory`` / ``replace``; written below for Memformer, it holds for any model that
+implements the contract.
+
+A window of chunks 0 .. J-1 (``window_plan.py``) is trained in units. Unit j (0 <= j <= J-2)
+starts from the memory M_j, encodes segment j (H_j, M_{j+1} = advance) and decodes chunk j + 1
+against H_j (predict); it straddles two chunks because H_j is what conditions the next chunk's
+tokens. A unit "-1" decodes chunk 0 against the incoming state's context and has no encoder.
 
 1. Replay pass, no gradients: advance through segments 0 .. J-2 (encoder + writer only, no
    decoder), keeping M_0 .. M_{J-1} and a snapshot of the random generators before each
@@ -17,7 +22,7 @@ A unit "-1" decodes chunk 0 against the incoming state's context and has no enco
    local_loss_{j+1} + <M_{j+1}', g> in one backward; g = m.grad goes one segment back.
 
 The parameters' gradients are the sum of all the backwards: exactly BPTT's (``bptt.py``), which
-``tests/test_training_equivalence.py`` checks in float64. Live memory is the J memories plus one
+``tests/test_engines_equivalence.py`` checks in float64. Live memory is the J memories plus one
 unit's activations; the extra compute is one encoder + writer forward for J - 1 segments.
 
 Randomness: encoders draw from the generator stream of step 1 (replayed per segment), decoders
@@ -31,14 +36,14 @@ import functools
 
 import torch
 
-from ..model import Memformer, MemformerState
+from .step_contract import StepModel, StepState
 from . import rng
-from .plan import WindowPlan
 from .runner import Runner
-from .units import segment_start_state
+from .segment_start import segment_start_state
+from .window_plan import WindowPlan
 
 
-def mrbp_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tuple[torch.Tensor, MemformerState]:
+def mrbp_window(runner: Runner, plan: WindowPlan, state: StepState) -> tuple[torch.Tensor, StepState]:
     """Back-propagate the window loss with MRBP; return (loss, state after the window)."""
     model = runner.model
     last = plan.num_chunks - 1
@@ -56,7 +61,7 @@ def mrbp_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tupl
 
     # 2. Unit -1: chunk 0 from the incoming context. Its own backward, so the peak holds one
     # decoder's activations here, not two.
-    def first_chunk(m: Memformer) -> tuple[torch.Tensor, None]:
+    def first_chunk(m: StepModel) -> tuple[torch.Tensor, None]:
         return plan.local_loss(m.predict(plan.chunks[0], state=state, reset=plan.resets[0]), 0), None
 
     total = _run_unit(runner, first_chunk, last=last == 0, grad_BSD=None)
@@ -80,11 +85,11 @@ def mrbp_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tupl
 
 
 def _unit(
-    m: Memformer,
+    m: StepModel,
     *,
     plan: WindowPlan,
     j: int,
-    unit_state: MemformerState,
+    unit_state: StepState,
     encoder_rng: rng.RngSnapshot,
     decoder_rng: rng.RngSnapshot,
     wants_memory: bool,

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from .. import json_input, registry
-from ..config import field_names
+from ..config_base import JsonConfig, check_bool, check_float, check_int, setting
 from ..data import DATA_FORMATS, DataSpec
-from .presets import DEFAULT_PRESET, preset
+from .presets import DEFAULT_PRESET, PRESETS, preset
 
 Method = Literal["mrbp", "bptt", "checkpoint"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-METHODS: tuple[str, ...] = ("mrbp", "bptt", "checkpoint")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+METHODS: tuple[str, ...] = get_args(Method)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 # Fields a resumed run may change. The first set decides where it runs and how it reports, not
 # what it computes (``steps`` extends or shortens the run; the cosine schedule follows the new
@@ -44,57 +43,82 @@ OPTIMISER_FIELDS = frozenset({
 })
 RESUMABLE_FIELDS = RUNTIME_FIELDS | OPTIMISER_FIELDS
 
+# The group of the data fields: their flags are the ones every command that reads a corpus shares
+# (``commands/_data_args.py`` adds them, with their help), so ``memformer train`` adds no flags for
+# this group from the fields.
+DATA_GROUP = "data"
+
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """One training run. Field names match the ``memformer train`` flags (``--batch-size`` ->
-    ``batch_size``); ``docs/cli.md`` describes each."""
+class TrainConfig(JsonConfig):
+    """One training run. Each field is a ``memformer train`` flag (``--batch-size`` ->
+    ``batch_size``) whose type, help and group the field states (``config_base.setting``), so a new
+    setting is one edit here; ``docs/cli.md`` describes each."""
+
+    config_name: ClassVar[str] = "training config"
 
     # --- the model
-    model: str = "memformer"
-    ablation: str | None = None
+    model: str = setting("memformer", group="model", choices=registry.model_names(),
+                         help="architecture (default: memformer)")
+    ablation: str | None = setting(None, group="model", choices=list(registry.ABLATIONS),
+                                   help="one of the paper's Memformer ablations")
     # Fields of the model's config class (``MemformerConfig``, ``TransformerXLConfig``, ...).
-    # vocab_size defaults to the tokenizer's.
-    model_config: dict[str, Any] = dataclasses.field(default_factory=dict)
-    tokenizer: str = "byte"
-    preset: str | None = None
-    # --- the data (``DataSpec``)
-    data: str = "stdlib"
-    data_format: str = "auto"
-    text_field: str = "text"
-    hf_config: str | None = None
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.05
-    allow_binary: bool = False  # read files that look binary instead of skipping / refusing them
-    shuffle: bool = True
+    # vocab_size defaults to the tokenizer's. No flag of its own: ``--model-config JSON_OR_FILE``
+    # and ``--segment-len`` fill it.
+    model_config: dict[str, Any] = setting(default_factory=dict, flag=False)
+    tokenizer: str = setting("byte", group="model", metavar="byte|DIR",
+                             help="'byte' (default) or a directory from 'memformer tokenizer train'")
+    preset: str | None = setting(
+        None, group="run", choices=list(PRESETS),
+        help="starting settings: " + "; ".join(f"{k}: {v['description']}" for k, v in PRESETS.items())
+             + " (default: quickstart)")
+    # --- the data (``DataSpec``); their flags and help are shared (DATA_GROUP)
+    data: str = setting("stdlib", group=DATA_GROUP)
+    data_format: str = setting("auto", group=DATA_GROUP)
+    text_field: str = setting("text", group=DATA_GROUP)
+    hf_config: str | None = setting(None, group=DATA_GROUP)
+    valid_fraction: float = setting(0.05, group=DATA_GROUP)
+    test_fraction: float = setting(0.05, group=DATA_GROUP)
+    # read files that look binary instead of skipping / refusing them
+    allow_binary: bool = setting(False, group=DATA_GROUP)
+    shuffle: bool = setting(True, help="shuffle the document order every epoch (default: on)")
     # --- optimisation
-    steps: int = 1200
-    batch_size: int = 8
+    steps: int = setting(1200, group="optimisation", help="optimizer steps in the whole run")
+    batch_size: int = setting(8, group="optimisation", help="stream rows per step, per process")
     # Segments per training window: MRBP (or BPTT) trains through K segments, the memory is
     # carried detached from one window to the next (spec decision 9).
-    window: int = 4
-    method: Method | None = None  # None: mrbp for Memformer, bptt for the baselines
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 50
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    seed: int = 0
-    precision: Precision = "auto"
-    device: str = "auto"
+    window: int = setting(
+        4, group="optimisation", metavar="K",
+        help="segments per training window (MRBP/BPTT horizon); the memory is carried between windows")
+    # None: mrbp for Memformer, bptt for the baselines
+    method: Method | None = setting(
+        None, group="optimisation", help="gradient engine (default: mrbp for Memformer, bptt for the baselines)")
+    lr: float = setting(2e-3, group="optimisation", help="peak learning rate")
+    min_lr_ratio: float = setting(0.1, group="optimisation", help="final learning rate / peak (cosine)")
+    warmup_steps: int = setting(50, group="optimisation", aliases=("--warmup",), help="linear warmup steps")
+    weight_decay: float = setting(0.1, group="optimisation", help="AdamW weight decay (weight matrices only)")
+    beta1: float = setting(0.9, group="optimisation")
+    beta2: float = setting(0.95, group="optimisation")
+    grad_clip: float = setting(1.0, group="optimisation", help="max gradient norm (0: no clipping)")
+    seed: int = setting(0, group="optimisation")
+    precision: Precision = setting(
+        "auto", group="optimisation",
+        help="auto (bf16 autocast where the hardware has it, else fp32), fp32, bf16, fp16 (CUDA)")
+    device: str = setting("auto", group="optimisation", help="auto, cpu, cuda or cuda:N (default: auto)")
     # CPU threads for PyTorch's kernels (0: PyTorch's default, one per core). ``memformer train``
     # without --threads picks the idle cores (``precision.idle_cpu_threads``): on a machine shared
     # with other jobs, oversubscribed cores are several times slower than fewer threads.
-    threads: int = 0
+    threads: int = setting(
+        0, group="optimisation",
+        help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: PyTorch's default, one "
+             "per core)")
     # --- reporting
-    log_every: int = 100
-    eval_every: int = 400
-    eval_batches: int = 8  # batches of the valid split per validation; 0 = the whole split
-    eval_batch_size: int = 8
-    checkpoint_every: int = 400
-    keep_checkpoints: int = 2
+    log_every: int = setting(100, group="reporting", help="steps between progress lines")
+    eval_every: int = setting(400, group="reporting", help="steps between validations (0: never)")
+    eval_batches: int = setting(8, group="reporting", help="valid batches per validation (0: the whole split)")
+    eval_batch_size: int = setting(8, group="reporting")
+    checkpoint_every: int = setting(400, group="reporting", help="steps between checkpoints (and at the end)")
+    keep_checkpoints: int = setting(2, group="reporting", help="checkpoints kept (older ones deleted)")
 
     def __post_init__(self) -> None:
         registry.spec(self.model)
@@ -116,14 +140,12 @@ class TrainConfig:
         if self.data_format not in DATA_FORMATS:
             raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
         self.data_spec()  # validates the data fields
-        for name in ("shuffle",):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        check_bool(self, "shuffle")
         for name, minimum in (("steps", 1), ("batch_size", 1), ("window", 1), ("warmup_steps", 0), ("seed", 0),
                               ("threads", 0), ("log_every", 1), ("eval_every", 0), ("eval_batches", 0),
                               ("eval_batch_size", 1),
                               ("checkpoint_every", 0), ("keep_checkpoints", 1)):
-            _check_int(self, name, minimum)
+            check_int(self, name, minimum=minimum)
         if self.seed >= 2**63:  # torch.manual_seed(seed + rank) must fit in 64 bits
             raise ValueError(f"seed must be < 2**63, got {self.seed}")
         if self.method is not None and self.method not in METHODS:
@@ -133,12 +155,12 @@ class TrainConfig:
                 f"--method {self.method} trains a Memformer's memory; the {self.model} baseline trains with "
                 "truncated BPTT over the window: use --method bptt (or leave it out)"
             )
-        _check_float(self, "lr", low=0.0, low_open=True)
-        _check_float(self, "min_lr_ratio", low=0.0, high=1.0)
-        _check_float(self, "weight_decay", low=0.0)
-        _check_float(self, "beta1", low=0.0, high=1.0, high_open=True)
-        _check_float(self, "beta2", low=0.0, high=1.0, high_open=True)
-        _check_float(self, "grad_clip", low=0.0)
+        check_float(self, "lr", low=0.0, low_open=True)
+        check_float(self, "min_lr_ratio", low=0.0, high=1.0)
+        check_float(self, "weight_decay", low=0.0)
+        check_float(self, "beta1", low=0.0, high=1.0, high_open=True)
+        check_float(self, "beta2", low=0.0, high=1.0, high_open=True)
+        check_float(self, "grad_clip", low=0.0)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.device, str) or not self.device:
@@ -174,22 +196,6 @@ class TrainConfig:
             config = registry.apply_ablation(config, self.ablation)
         return config
 
-    # ------------------------------------------------------------------ JSON
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        _check_known(values, "training config")
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The fields of a ``--config`` JSON file (unknown fields are refused, naming the known ones)."""
@@ -204,7 +210,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config file {path} is not valid JSON ({error})") from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a JSON object of training fields")
-    _check_known(values, f"config file {path}")
+    TrainConfig.check_known(values, where=f"config file {path}")
     return values
 
 
@@ -285,29 +291,3 @@ def resume_config(saved: TrainConfig, flag_values: dict[str, Any]) -> TrainConfi
                 f"exactly the saved run, so drop {flag} or start a new run with another --out"
             )
     return saved.replace(**changes)
-
-
-def _check_known(values: dict[str, Any], where: str) -> None:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {field_names(unknown)}; known fields: {', '.join(sorted(known))}")
-
-
-def _check_int(config: Any, name: str, minimum: int) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_float(config: Any, name: str, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")

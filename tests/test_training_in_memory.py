@@ -1,4 +1,4 @@
-"""The trainer on corpora held in memory (``train.InMemoryData``, what the digits and recall
+"""The trainer on corpora held in memory (``training.InMemoryData``, what the digits and recall
 experiments use), and the baselines sized against Memformer's state bytes."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from torch_memformer.checkpoint import load_model
 from torch_memformer.data import TokenizedCorpus
 from torch_memformer.experiments.common.matching import matched_mem_len, state_bytes_per_row
 from torch_memformer.runs import latest_checkpoint
-from torch_memformer.train import InMemoryData, TrainConfig, train
-from torch_memformer.train.run import plan_run
+from torch_memformer.training import InMemoryData, TrainConfig, train
+from torch_memformer.training.resume import plan_run
 
 from train_support import train_losses
 

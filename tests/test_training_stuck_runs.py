@@ -15,7 +15,7 @@ import pytest
 
 from torch_memformer.cli import main
 from torch_memformer.runs import latest_checkpoint
-from torch_memformer.train.run import RUN_CONFIG_FILE, load_run_config
+from torch_memformer.training.resume import RUN_CONFIG_FILE, load_run_config
 
 from train_support import make_corpus, run_memformer, start_memformer, train_losses, wait_for
 
@@ -55,6 +55,7 @@ def test_a_folder_without_a_checkpoint_starts_again_from_step_0(setup, tmp_path,
     assert load_run_config(run).steps == 8
 
 
+@pytest.mark.slow  # two training processes, one killed
 def test_a_run_sigkilled_before_its_first_checkpoint_resumes_from_step_0(setup, tmp_path):
     flags, expected, _ = setup
     run = tmp_path / "run"
@@ -94,7 +95,7 @@ def test_resume_without_a_checkpoint_still_refuses_contradicting_flags(setup, tm
 def test_a_checkpoint_write_that_fails_leaves_a_resumable_folder(setup, tmp_path, capsys, monkeypatch):
     flags, expected, _ = setup
     run = tmp_path / "run"
-    import torch_memformer.train.loop as loop
+    import torch_memformer.training.loop as loop
 
     real = loop.write_training_state
     calls = []
@@ -122,7 +123,7 @@ def test_a_checkpoint_write_that_fails_leaves_a_resumable_folder(setup, tmp_path
 
 
 def test_an_os_error_is_one_line_and_exit_code_1(tmp_path, capsys, monkeypatch):
-    import torch_memformer.train as train_package
+    import torch_memformer.training as train_package
 
     def broken(**kwargs):
         raise OSError(errno.EIO, "Input/output error", str(tmp_path / "x"))

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from torch_memformer import Memformer, MemformerConfig
-from torch_memformer.training import backward_window
+from torch_memformer.training.engines import backward_window
 
 SEGMENT = 4
 BATCH = 2
@@ -92,7 +92,7 @@ def test_a_window_with_a_memory_gradient_allocates_nothing_for_good() -> None:
         import sys
         import torch
         from torch_memformer import Memformer, MemformerConfig
-        from torch_memformer.training import backward_window
+        from torch_memformer.training.engines import backward_window
         NAME = "torch.fx.experimental.symbolic_shapes"
         config = MemformerConfig(vocab_size={VOCAB}, d_model=16, num_heads=2, d_ff=32, num_encoder_layers=1,
                                  num_decoder_layers=1, num_slots=3, segment_len={SEGMENT})

@@ -2,11 +2,13 @@
 
 Shape legend: B batch, N tokens in the window.
 
-- Memformer: ``training.backward_window`` with MRBP (default), gradient checkpointing or BPTT.
+- Memformer: ``backward_window`` (``memformer_window.py``) with MRBP (default), gradient
+  checkpointing or BPTT.
 - The baselines (Transformer-XL, Transformer): truncated BPTT over the window, written here:
   one graph over the window, the stream state carried detached between windows, exactly as
-  Transformer-XL was trained (Dai et al. 2019). ``backward_window`` is Memformer's engine and
-  accepts only a Memformer.
+  Transformer-XL was trained (Dai et al. 2019). ``backward_window`` takes Memformer or another
+  model implementing the step contract (``step_contract.py``), which the baselines' states do
+  not (no ``position`` / ``started``; Transformer-XL also carries ``last_hidden``).
 
 Both compute the same loss: the token mean of the cross-entropy of every token of the window but
 its first (Hugging Face shift), ignoring labels of -100 (padding, and a stream's first token).
@@ -18,9 +20,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer
-from ..model.loss import shifted_cross_entropy
-from ..training import StepModule, WindowResult, backward_window
+from ...model import Memformer
+from ...model.loss import shifted_cross_entropy
+from .memformer_window import WindowResult, backward_window
+from .step_module import StepModule
 
 
 def window_targets(labels_BN: torch.Tensor) -> torch.Tensor:

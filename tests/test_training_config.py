@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from torch_memformer import registry
-from torch_memformer.train import PRESETS, TrainConfig, resolve_config
-from torch_memformer.train.config import resume_config
-from torch_memformer.train.schedule import learning_rate
-from torch_memformer.train.window_step import train_window
+from torch_memformer.training import PRESETS, TrainConfig, resolve_config
+from torch_memformer.training.config import resume_config
+from torch_memformer.training.engines import train_window
+from torch_memformer.training.schedule import learning_rate
 
 
 def test_layers_merge_defaults_preset_file_flags():
@@ -54,7 +54,7 @@ def test_every_preset_builds_every_model(preset):
     ({"shuffle": "yes"}, "shuffle must be true or false"),
     ({"model_config": {"num_slots": 0}}, "num_slots must be >= 1"),
     ({"precision": "fp8"}, "precision must be one of"),
-    ({"bogus": 1}, "unknown field(s) bogus"),
+    ({"bogus": 1}, "unknown training config field(s) bogus"),
 ])
 def test_invalid_settings_name_the_field(values, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -124,3 +124,12 @@ def test_baseline_window_step_equals_separate_streams():
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="trains with method 'bptt'"):
         train_window(model, ids, labels=labels, reset=reset, state=None, method="mrbp")
+
+
+def test_the_old_import_path_gives_the_same_public_names():
+    # torch_memformer.train is the training package's name before issue 12, kept for users.
+    import torch_memformer.train as old
+    import torch_memformer.training as training
+
+    assert "train" in old.__all__ and "TrainConfig" in old.__all__
+    assert all(getattr(old, name) is getattr(training, name) for name in old.__all__)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..training import StepModule
+from .engines import StepModule
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,14 +4,14 @@
     result = train(config, out_dir=Path("runs/x"), resume=resume)
 
 Per step: take the next batch of the stream (B contiguous rows, ``data.TrainStream``), set the
-learning rate, accumulate the window's gradients (``window_step.train_window``: MRBP for
+learning rate, accumulate the window's gradients (``engines.train_window``: MRBP for
 Memformer by default), clip, check the loss is finite, step AdamW, carry the detached state to
 the next window. Then the hooks: metrics, validation every ``eval_every`` steps, a checkpoint
 every ``checkpoint_every`` steps and at the end, and a clean stop on Ctrl-C.
 
 Everything that decides the numbers of step s + 1 (weights, AdamW moments, the stream position,
 the carried state, the random generators) is in the checkpoint of step s, so a resumed run
-computes the same losses as an uninterrupted one (``tests/test_train_resume.py``).
+computes the same losses as an uninterrupted one (``tests/test_training_resume.py``).
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ from ..errors import UserError
 from ..evaluate import EvalResult, evaluate
 from ..model import Memformer
 from . import distributed
-from .checkpointing import TrainingState, write_training_state
 from .config import OPTIMISER_FIELDS, TrainConfig
 from .distributed import DistInfo
+from .engines import train_window, window_targets
 from .interrupt import StopRequest
 from .metrics import MetricsWriter
 from .precision import check_threads, resolve_device, resolve_precision
-from .run import ResumePoint, save_run_config
+from .resume import ResumePoint, save_run_config
 from .schedule import learning_rate
-from .window_step import train_window, window_targets
+from .training_state import TrainingState, write_training_state
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from torch_memformer import Memformer, MemformerConfig
-from torch_memformer.training import backward_window
+from torch_memformer.training.engines import backward_window
 
 SEGMENT = 4
 BATCH = 3

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Memformer, MemformerState
-from ..model.loss import shifted_cross_entropy
-from .plan import WindowPlan
+from ...model.loss import shifted_cross_entropy
 from .runner import Runner
+from .step_contract import StepModel, StepState
+from .window_plan import WindowPlan
 
 
-def bptt_window(runner: Runner, plan: WindowPlan, state: MemformerState) -> tuple[torch.Tensor, MemformerState]:
+def bptt_window(runner: Runner, plan: WindowPlan, state: StepState) -> tuple[torch.Tensor, StepState]:
     """Back-propagate the window loss through one graph; return (loss, state after the window)."""
 
-    def whole_window(model: Memformer) -> tuple[torch.Tensor, MemformerState]:
+    def whole_window(model: StepModel) -> tuple[torch.Tensor, StepState]:
         if not plan.has_inner_resets:
             out = model(plan.input_ids, state=state, labels=plan.labels, reset=plan.resets[0])
             return out.loss, out.state.detach()

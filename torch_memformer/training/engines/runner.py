@@ -1,8 +1,8 @@
 """How an engine calls the model and back-propagates: directly or through DDP, with the loss
 weight and the GradScaler applied, and autocast off during backward.
 
-The engines (``bptt.py``, ``checkpointed.py``, ``mrbp.py``) only ever call ``step``, ``sync``
-and ``backward``; that is all they know of distribution and mixed precision.
+The engines (``bptt.py``, ``gradient_checkpointing.py``, ``mrbp.py``) only ever call ``step``,
+``sync`` and ``backward``; that is all they know of distribution and mixed precision.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer
+from .step_contract import StepModel
 
 
 class Runner:
-    """Runs engine steps on a Memformer, or on a ``DistributedDataParallel(StepModule(model))``."""
+    """Runs engine steps on a step-contract model (``step_contract.py``), or on a
+    ``DistributedDataParallel(StepModule(model))``."""
 
     def __init__(
         self,
-        model: Memformer,
+        model: StepModel,
         *,
         ddp: DistributedDataParallel | None,
         device: torch.device,
@@ -34,7 +35,7 @@ class Runner:
         self.loss_weight = loss_weight
         self.grad_scaler = grad_scaler
 
-    def step(self, fn: Callable[[Memformer], Any]) -> Any:
+    def step(self, fn: Callable[[StepModel], Any]) -> Any:
         """``fn(model)``, through DDP's forward when distributed (so DDP prepares its backward)."""
         return fn(self.model) if self.ddp is None else self.ddp(fn)
 

@@ -2,8 +2,10 @@
 
 Shape legend: B batch, N tokens in the window.
 
-This file checks the user's input, builds the window plan (``plan.py``) and dispatches to an
-engine. The three engines compute the same gradients (``tests/test_training_equivalence.py``);
+It trains a Memformer, or any model that implements the step contract (``step_contract.py``).
+
+This file checks the user's input, builds the window plan (``window_plan.py``) and dispatches to
+an engine. The three engines compute the same gradients (``tests/test_engines_equivalence.py``);
 they differ in memory and speed (``benchmarks/mrbp_memory.py``, ``docs/results.md``).
 """
 
@@ -15,13 +17,13 @@ from typing import Literal
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..model import Memformer, MemformerState
 from .bptt import bptt_window
-from .checkpointed import checkpointed_window
-from .ddp import StepModule
+from .gradient_checkpointing import checkpointed_window
 from .mrbp import mrbp_window
-from .plan import cut_window
 from .runner import Runner
+from .step_contract import StepModel, StepState, check_step_model
+from .step_module import StepModule
+from .window_plan import cut_window
 
 Method = Literal["bptt", "checkpoint", "mrbp"]
 _ENGINES = {"bptt": bptt_window, "checkpoint": checkpointed_window, "mrbp": mrbp_window}
@@ -38,15 +40,15 @@ class WindowResult:
     """
 
     loss: torch.Tensor
-    state: MemformerState
+    state: StepState
     num_targets: torch.Tensor
 
 
 def backward_window(
-    model: Memformer | DistributedDataParallel,
+    model: StepModel | DistributedDataParallel,
     input_ids: torch.Tensor,
     *,
-    state: MemformerState | None = None,
+    state: StepState | None = None,
     labels: torch.Tensor | None = None,
     reset: torch.Tensor | None = None,
     method: Method = "mrbp",
@@ -61,7 +63,9 @@ def backward_window(
     flows into it (the engine detaches it), as in truncated BPTT across windows.
 
     Args:
-        model: a Memformer, or ``DistributedDataParallel(StepModule(model))`` (see ``ddp.py``).
+        model: a Memformer or another model implementing the step contract
+            (``step_contract.StepModel``), or ``DistributedDataParallel(StepModule(model))``
+            (see ``step_module.py``).
         input_ids: (B, N) token ids, N >= 1; the window may start and end mid-segment.
         state: the state before the window (fresh streams if None). All rows must be at the
             same position inside their segment.
@@ -83,41 +87,44 @@ def backward_window(
     """
     if method not in _ENGINES:
         raise ValueError(f"method must be one of {', '.join(map(repr, _ENGINES))}, got {method!r}")
-    memformer, ddp = _unwrap(model)
+    inner, ddp = _unwrap(model)
     input_ids = _check_ids(input_ids)
     batch, length = input_ids.shape
     labels = input_ids if labels is None else _check_labels(labels, input_ids)
     reset_BN = None if reset is None else _check_reset(reset, batch, length, input_ids.device)
     if state is None:
-        state = memformer.init_state(batch, device=input_ids.device)
-    elif not isinstance(state, MemformerState):
-        raise TypeError(f"state must be a MemformerState (from init_state or a WindowResult), got {type(state).__name__}")
+        state = inner.init_state(batch, device=input_ids.device)
+    elif not isinstance(state, inner.state_class):
+        raise TypeError(
+            f"state must be a {inner.state_class.__name__} (from init_state or a WindowResult), got {type(state).__name__}"
+        )
     state = state.detach()
     position = _window_position(state, reset_BN, batch)
-    _check_reset_positions(reset_BN, position, memformer.config.segment_len)
+    _check_reset_positions(reset_BN, position, inner.config.segment_len)
     if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
         raise ValueError(f"loss_weight must be a number, got {loss_weight!r}")
 
-    plan = cut_window(input_ids, labels, reset_BN, position=position, segment_len=memformer.config.segment_len)
+    plan = cut_window(input_ids, labels, reset_BN, position=position, segment_len=inner.config.segment_len)
     runner = Runner(
-        memformer, ddp=ddp, device=input_ids.device, loss_weight=float(loss_weight), grad_scaler=grad_scaler
+        inner, ddp=ddp, device=input_ids.device, loss_weight=float(loss_weight), grad_scaler=grad_scaler
     )
     with torch.enable_grad():
         loss, new_state = _ENGINES[method](runner, plan, state)
     return WindowResult(loss=loss, state=new_state, num_targets=plan.count)
 
 
-def _unwrap(model: Memformer | DistributedDataParallel) -> tuple[Memformer, DistributedDataParallel | None]:
-    if isinstance(model, Memformer):
-        return model, None
+def _unwrap(model: StepModel | DistributedDataParallel) -> tuple[StepModel, DistributedDataParallel | None]:
+    """The model the engines call, and the DDP wrapper around it (None when not distributed)."""
     if isinstance(model, DistributedDataParallel):
-        if isinstance(model.module, StepModule) and isinstance(model.module.model, Memformer):
-            return model.module.model, model
-        raise TypeError(
-            "under DistributedDataParallel, wrap a StepModule: "
-            "DistributedDataParallel(torch_memformer.training.StepModule(model))"
-        )
-    raise TypeError(f"model must be a Memformer or a DistributedDataParallel(StepModule(model)), got {type(model).__name__}")
+        if not isinstance(model.module, StepModule):
+            raise TypeError(
+                "under DistributedDataParallel, wrap a StepModule: "
+                "DistributedDataParallel(torch_memformer.training.StepModule(model))"
+            )
+        check_step_model(model.module.model)
+        return model.module.model, model
+    check_step_model(model)
+    return model, None
 
 
 def _check_ids(input_ids: torch.Tensor) -> torch.Tensor:
@@ -153,7 +160,7 @@ def _check_reset(reset: torch.Tensor, batch: int, length: int, device: torch.dev
     return reset
 
 
-def _window_position(state: MemformerState, reset_BN: torch.Tensor | None, batch: int) -> int:
+def _window_position(state: StepState, reset_BN: torch.Tensor | None, batch: int) -> int:
     """The in-segment position of the window's first token, shared by all rows."""
     if state.position.shape != (batch,) or state.started.shape != (batch,):
         raise ValueError(

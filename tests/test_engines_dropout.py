@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from torch_memformer import Memformer, MemformerConfig
-from torch_memformer.training import backward_window
-from torch_memformer.training import mrbp as mrbp_module
+from torch_memformer.training.engines import backward_window
+from torch_memformer.training.engines import mrbp as mrbp_module
 
 SEGMENT = 4
 VOCAB = 13

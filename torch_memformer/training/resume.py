@@ -25,9 +25,9 @@ from typing import Any
 
 from .. import runs
 from ..checkpoint import CheckpointError
-from .checkpointing import TrainingState, read_training_state
 from .config import TrainConfig, resolve_config, resume_config
 from .schedule import learning_rate
+from .training_state import TrainingState, read_training_state
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from torch_memformer import Memformer, MemformerConfig
-from torch_memformer.training import StepModule, backward_window
+from torch_memformer.training.engines import StepModule, backward_window
 
 SEGMENT = 4
 
