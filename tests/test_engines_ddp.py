@@ -20,7 +20,8 @@ import torch.multiprocessing as mp
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
-from torch_memformer import Memformer, MemformerConfig
+from engine_support import tiny_memformer
+from torch_memformer import Memformer
 from torch_memformer.training.engines import StepModule, backward_window
 
 SEGMENT = 4
@@ -29,18 +30,7 @@ WORLD = 2
 
 
 def make_model(**changes) -> Memformer:
-    torch.manual_seed(0)
-    config = MemformerConfig(
-        vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        num_slots=3,
-        segment_len=SEGMENT,
-    ).replace(**changes)
-    return Memformer(config).double()
+    return tiny_memformer(vocab_size=VOCAB, segment_len=SEGMENT, **changes).double()
 
 
 def rank_window(rank: int) -> torch.Tensor:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torch_memformer import Memformer, MemformerConfig
+from engine_support import tiny_memformer
+from torch_memformer import Memformer
 from torch_memformer.training.engines import backward_window
 from torch_memformer.training.engines import mrbp as mrbp_module
 
@@ -23,22 +24,10 @@ VOCAB = 13
 
 
 def make_model() -> Memformer:
-    torch.manual_seed(0)
-    config = MemformerConfig(
-        vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=2,
-        num_decoder_layers=1,
-        num_slots=3,
-        segment_len=SEGMENT,
-        dropout=0.3,
-        # A writer that starts by taking half of each segment (the default keeps 90% of each slot),
-        # so the encoder's dropout reaches the memory strongly enough for the negative control.
-        write_keep_init=0.5,
-    )
-    return Memformer(config).double().train()
+    # A writer that starts by taking half of each segment (write_keep_init 0.5), so the encoder's
+    # dropout reaches the memory strongly enough for the negative control.
+    return tiny_memformer(vocab_size=VOCAB, segment_len=SEGMENT, num_encoder_layers=2, dropout=0.3,
+                          write_keep_init=0.5).double().train()
 
 
 def loss_and_grad(model: Memformer, input_ids: torch.Tensor, method: str) -> tuple[float, list[torch.Tensor]]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torch_memformer import Memformer, MemformerConfig
+from engine_support import tiny_memformer
+from torch_memformer import Memformer
 from torch_memformer.training.engines import backward_window
 
 SEGMENT = 4
@@ -16,18 +17,8 @@ VOCAB = 17
 
 
 def make_model(seed: int = 0) -> Memformer:
-    torch.manual_seed(seed)
-    config = MemformerConfig(
-        vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=2,
-        num_decoder_layers=2,
-        num_slots=3,
-        segment_len=SEGMENT,
-    )
-    return Memformer(config).double()
+    return tiny_memformer(seed=seed, vocab_size=VOCAB, segment_len=SEGMENT, num_encoder_layers=2,
+                          num_decoder_layers=2).double()
 
 
 def run(model: Memformer, method: str, input_ids: torch.Tensor, **kwargs):

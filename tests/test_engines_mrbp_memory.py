@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from torch_memformer import Memformer, MemformerConfig
+from engine_support import tiny_memformer
+from torch_memformer import Memformer
 from torch_memformer.training.engines import backward_window
 
 SEGMENT = 4
@@ -28,18 +29,7 @@ VOCAB = 13
 
 
 def make_model() -> Memformer:
-    torch.manual_seed(0)
-    config = MemformerConfig(
-        vocab_size=VOCAB,
-        d_model=16,
-        num_heads=2,
-        d_ff=32,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        num_slots=3,
-        segment_len=SEGMENT,
-    )
-    return Memformer(config)
+    return tiny_memformer(vocab_size=VOCAB, segment_len=SEGMENT)
 
 
 class _Saved:
