@@ -7,44 +7,6 @@ should import ``torch_memformer.training``. The old submodules (``train.config``
 ``train.presets``, ...) are ``training.config``, ``training.presets``, ... now.
 """
 
-from .training import (  # noqa: F401
-    DEFAULT_PRESET,
-    METHODS,
-    OPTIMISER_FIELDS,
-    PRECISIONS,
-    PRESETS,
-    RESUMABLE_FIELDS,
-    RUNTIME_FIELDS,
-    DebugOptions,
-    InMemoryData,
-    NonFiniteLoss,
-    ResumePoint,
-    TrainConfig,
-    TrainResult,
-    parse_model_config,
-    plan_run,
-    read_config_file,
-    resolve_config,
-    train,
-)
-
-__all__ = [
-    "DEFAULT_PRESET",
-    "METHODS",
-    "OPTIMISER_FIELDS",
-    "PRECISIONS",
-    "PRESETS",
-    "RESUMABLE_FIELDS",
-    "RUNTIME_FIELDS",
-    "DebugOptions",
-    "InMemoryData",
-    "NonFiniteLoss",
-    "ResumePoint",
-    "TrainConfig",
-    "TrainResult",
-    "parse_model_config",
-    "plan_run",
-    "read_config_file",
-    "resolve_config",
-    "train",
-]
+# The same public names as torch_memformer.training, read from its __all__ so the two cannot drift.
+from .training import *  # noqa: F401,F403
+from .training import __all__  # noqa: F401

@@ -18,14 +18,21 @@ def check_batch_size(batch_size: int) -> None:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def check_ids(input_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Token ids (B, N), B, N >= 1, inside the vocabulary; returned as int64."""
+def check_id_tensor(input_ids: torch.Tensor) -> torch.Tensor:
+    """A (B, N) tensor of integer ids, B, N >= 1, returned as int64; no vocabulary bound (the
+    gradient engines check this much of any step-contract model's input)."""
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}")
     if input_ids.dim() != 2 or input_ids.size(1) < 1 or input_ids.size(0) < 1:
         raise ValueError(f"input_ids must have shape (batch, n) with n >= 1, got {tuple(input_ids.shape)}")
     if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
         raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    return input_ids.long()
+
+
+def check_ids(input_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Token ids (B, N), B, N >= 1, inside the vocabulary; returned as int64."""
+    check_id_tensor(input_ids)
     # One host sync for both bounds: an out-of-range id would otherwise fail deep inside the
     # embedding (or, on a GPU, as an asynchronous device assert).
     low, high = int(input_ids.min()), int(input_ids.max())

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from ...model.checks import check_id_tensor
 from .bptt import bptt_window
 from .gradient_checkpointing import checkpointed_window
 from .mrbp import mrbp_window
@@ -88,7 +89,7 @@ def backward_window(
     if method not in _ENGINES:
         raise ValueError(f"method must be one of {', '.join(map(repr, _ENGINES))}, got {method!r}")
     inner, ddp = _unwrap(model)
-    input_ids = _check_ids(input_ids)
+    input_ids = check_id_tensor(input_ids)
     batch, length = input_ids.shape
     labels = input_ids if labels is None else _check_labels(labels, input_ids)
     reset_BN = None if reset is None else _check_reset(reset, batch, length, input_ids.device)
@@ -125,16 +126,6 @@ def _unwrap(model: StepModel | DistributedDataParallel) -> tuple[StepModel, Dist
         return model.module.model, model
     check_step_model(model)
     return model, None
-
-
-def _check_ids(input_ids: torch.Tensor) -> torch.Tensor:
-    if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}")
-    if input_ids.dim() != 2 or input_ids.size(0) < 1 or input_ids.size(1) < 1:
-        raise ValueError(f"input_ids must have shape (batch, n) with n >= 1, got {tuple(input_ids.shape)}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    return input_ids.long()
 
 
 def _check_labels(labels: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
