@@ -83,6 +83,13 @@ def test_train_writes_the_run_then_eval_and_generate_read_it(trained, capsys):
     out = capsys.readouterr().out
     assert "memory carried:" in out and "bits/byte" in out and "reset" not in out
 
+    # --by-distance: one line per bucket of segments since the state was reset, with the memory's worth.
+    assert main(["eval", "--checkpoint", str(checkpoint), "--cache-dir", str(cache), "--by-distance"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("segments since reset"))
+    assert lines[header].endswith("memory worth") and lines[header + 1].split("|")[0].strip() == "0"
+    assert lines[header + 1].split("|")[-1].strip() == "+0.0000"  # nothing to carry in a first segment
+
     # generate: the prompt, then the sample; the same seed gives the same text.
     args = ["generate", "--checkpoint", str(run), "--prompt", "def f(", "--max-new-tokens", "40", "--seed", "3"]
     assert main(args) == 0
@@ -124,11 +131,16 @@ def test_a_bpe_tokenizer_travels_with_the_checkpoint(corpus, tmp_path, capsys):
     loaded = load_model(resolve_checkpoint(tmp_path / "run"))
     assert loaded.tokenizer.name == "bpe" and loaded.model.config.vocab_size == loaded.tokenizer.vocab_size == 300
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--memory", "carried", "--json", *common]) == 0
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--memory", "carried", "--json", "--by-distance",
+                 *common]) == 0
     result = json.loads(capsys.readouterr().out)["carried"]
     # Several bytes per BPE token: bits per byte is the per-token loss spread over more bytes.
     assert result["num_target_bytes"] > 1.5 * result["num_targets"]
     assert result["bits_per_byte"] < result["bits_per_token"]
+    # --by-distance counts each bucket's bytes from its own tokens: they add up to the total.
+    buckets = result["by_distance"]
+    assert len(buckets) > 1 and sum(b["num_target_bytes"] for b in buckets) == result["num_target_bytes"]
+    assert sum(b["num_targets"] for b in buckets) == result["num_targets"]
     assert main(["generate", "--checkpoint", str(tmp_path / "run"), "--prompt", "def", "--max-new-tokens", "5"]) == 0
 
 

@@ -37,6 +37,7 @@ from torch import nn
 
 from .data import IGNORE_INDEX, TokenizedCorpus, eval_batches
 from .data.evaluation import EvalLayout
+from .distance_profile import DistanceBucket, DistanceProfile
 from .model import Memformer
 
 
@@ -47,6 +48,8 @@ class EvalResult:
     loss_sum: cross-entropy in nats summed over the scored tokens. num_targets: tokens scored.
     num_target_bytes: UTF-8 bytes of the scored tokens. num_batches: batches read (per rank).
     seconds: wall time. reset_memory: whether the memory was reset before every segment.
+    by_distance: with ``evaluate(by_distance=True)``, the same sums split by how many segments
+    the state had read since its last reset (``distance_profile.py``); they add up to the totals.
     """
 
     loss_sum: float
@@ -55,6 +58,7 @@ class EvalResult:
     num_batches: int
     seconds: float
     reset_memory: bool
+    by_distance: tuple[DistanceBucket, ...] | None = None
 
     @property
     def loss(self) -> float:
@@ -79,8 +83,13 @@ class EvalResult:
         return self.num_targets / self.seconds if self.seconds > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        if self.by_distance is None:
+            del fields["by_distance"]  # the JSON of a plain evaluation keeps its keys
+        else:
+            fields["by_distance"] = [bucket.to_dict() for bucket in self.by_distance]
         return {
-            **dataclasses.asdict(self),
+            **fields,
             "loss": self.loss,
             "bits_per_byte": self.bits_per_byte,
             "bits_per_token": self.bits_per_token,
@@ -102,6 +111,7 @@ def evaluate(
     rank: int = 0,
     world_size: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    by_distance: bool = False,
 ) -> EvalResult:
     """Score ``corpus`` with ``model`` (a Memformer or a baseline with the same stream contract).
 
@@ -119,6 +129,8 @@ def evaluate(
         rank, world_size: read this rank's rows and sum the results over ranks
             (``torch.distributed`` must be initialised when world_size > 1).
         progress: called as ``progress(batches_done, batches_total)`` after each batch.
+        by_distance: also split the sums by the segments read since each row's state was last
+            reset (``EvalResult.by_distance``): where in a document the memory helps.
 
     Returns:
         EvalResult with the sums and bits per byte, per-token loss and perplexity.
@@ -144,6 +156,10 @@ def evaluate(
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     num_targets = num_bytes = 0
     state = model.init_state(batch_size, device=device)
+    profile = DistanceProfile(device) if by_distance else None
+    if profile is not None:
+        token_bytes_V = torch.from_numpy(corpus.token_bytes).to(device)
+        distance_B = torch.zeros(batch_size, dtype=torch.long, device=device)  # segments since the last reset
     autocast = (torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype is not None
                 else contextlib.nullcontext())
     try:
@@ -156,10 +172,17 @@ def evaluate(
                                                       reset_B=batch.reset[:, start_token], reset_memory=reset_memory)
                     if logits_BLV.dtype in (torch.bfloat16, torch.float16):
                         logits_BLV = logits_BLV.float()  # autocast's logits: the loss in float32
-                    loss_sum += F.cross_entropy(
-                        logits_BLV.flatten(0, 1), batch.labels[:, piece].flatten(),
-                        ignore_index=IGNORE_INDEX, reduction="sum",
-                    ).double()
+                    labels_BL = batch.labels[:, piece]
+                    if profile is None:
+                        loss_sum += F.cross_entropy(logits_BLV.flatten(0, 1), labels_BL.flatten(),
+                                                    ignore_index=IGNORE_INDEX, reduction="sum").double()
+                    else:
+                        token_loss_BL = F.cross_entropy(logits_BLV.flatten(0, 1), labels_BL.flatten(),
+                                                        ignore_index=IGNORE_INDEX, reduction="none").view_as(labels_BL)
+                        loss_sum += token_loss_BL.double().sum()
+                        distance_B = distance_B.masked_fill(batch.reset[:, start_token], 0)
+                        profile.add(distance_B, token_loss_BL, labels_BL, token_bytes_V, IGNORE_INDEX)
+                        distance_B = distance_B + 1
                 num_targets += batch.num_targets
                 num_bytes += batch.num_target_bytes
                 if progress is not None:
@@ -171,6 +194,8 @@ def evaluate(
         sums = sums.to(device)
         dist.all_reduce(sums, op=dist.ReduceOp.SUM)
         sums = sums.cpu()
+        if profile is not None:
+            dist.all_reduce(profile.sums_3N, op=dist.ReduceOp.SUM)
     return EvalResult(
         loss_sum=float(sums[0]),
         num_targets=int(sums[1]),
@@ -178,6 +203,7 @@ def evaluate(
         num_batches=total,
         seconds=time.perf_counter() - start,
         reset_memory=reset_memory,
+        by_distance=None if profile is None else profile.buckets(),
     )
 
 

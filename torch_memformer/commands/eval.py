@@ -3,6 +3,7 @@ memory carried and with the memory reset at every segment (what the memory is wo
 
     memformer eval --checkpoint runs/quickstart                    # the run's own data, valid split
     memformer eval --checkpoint runs/x --data other.jsonl --split test --json
+    memformer eval --checkpoint runs/x --by-distance      # also: the memory's worth by depth into a document
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: one per core)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (default: ~/.cache/torch-memformer)")
+    parser.add_argument("--by-distance", action="store_true",
+                        help="also split the scores by segments since the state was reset (a document's start): "
+                             "where in a document the memory helps")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_raw_argument(parser)
 
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         with _Progress(f"memory {label}") as progress:
             result = evaluate(loaded.model, corpus, batch_size=args.batch_size, reset_memory=reset,
                               layout=args.layout, max_batches=args.max_batches, autocast_dtype=precision.dtype,
-                              progress=progress)
+                              progress=progress, by_distance=args.by_distance)
         results[label] = result
         if not args.json:
             name = "memory reset every segment" if reset else "memory carried"
@@ -106,7 +110,26 @@ def run(args: argparse.Namespace) -> int:
         gain = results["reset"].bits_per_byte - results["carried"].bits_per_byte
         print(f"the memory is worth {gain:+.4f} bits/byte "
               f"({100 * gain / results['reset'].bits_per_byte:+.1f}% of the reset model's)")
+    if args.by_distance and not args.json:
+        print("\n".join(distance_table(results)))
     return 0
+
+
+def distance_table(results: dict) -> list[str]:
+    """The per-distance lines of ``--by-distance``: bits/byte per bucket for each mode evaluated,
+    and the memory's worth where both were."""
+    labels = list(results)
+    header = "segments since reset | tokens scored | " + " | ".join(f"{label} bits/byte" for label in labels)
+    lines = [header + (" | memory worth" if len(labels) == 2 else "")]
+    for index, first in enumerate(results[labels[0]].by_distance):
+        span = f"{first.first_segment}" if first.first_segment == first.last_segment else \
+            f"{first.first_segment}-{first.last_segment}"
+        row = [f"{span:>20s}", f"{first.num_targets:>13,}"]
+        row += [f"{results[label].by_distance[index].bits_per_byte:>{len(label) + 10}.4f}" for label in labels]
+        if len(labels) == 2:
+            row.append(f"{results['reset'].by_distance[index].bits_per_byte - first.bits_per_byte:+12.4f}")
+        lines.append(" | ".join(row))
+    return lines
 
 
 class _Progress:
