@@ -47,12 +47,12 @@ from ..data.digits import GREY_LEVELS, PIXELS_PER_IMAGE, digits_corpus, load_dig
 from ..evaluate import evaluate
 from ..training import InMemoryData, TrainConfig
 from .common import report
-from .common.arguments import positive_int
+from .common.arguments import plan_from_flags, positive_int
 from .common.flops import count_flops
 from .common.machine import environment
-from .common.matching import matched_mem_len, state_bytes_per_row
+from .common.matching import matched_transformer_xl, state_bytes_per_row
 from .common.models import parameter_count
-from .common.training import run_each, train_in_memory
+from .common.training import experiment_train_config, run_each, train_in_memory
 
 NAME = "digits"
 TITLE = "Image generation on 8x8 digits (paper Table 1): per-pixel perplexity of Memformer, its ablations and the baselines"
@@ -151,14 +151,9 @@ def _variant_list(text: str) -> tuple[str, ...]:
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
-    base = QUICK if args.quick else DEFAULT
-    return dataclasses.replace(
-        base,
-        steps=args.steps or base.steps,
-        seeds=tuple(range(args.seeds)) if args.seeds else base.seeds,
-        variants=args.variants or base.variants,
-        jobs=args.jobs or base.jobs,
-    )
+    plan = plan_from_flags(args, default=DEFAULT, quick=QUICK, flags=("steps", "variants", "jobs"))
+    # --seeds N gives a count: seeds 0 .. N-1.
+    return dataclasses.replace(plan, seeds=tuple(range(args.seeds))) if args.seeds else plan
 
 
 # ---------------------------------------------------------------------------- models and data
@@ -173,22 +168,18 @@ def model_config(plan: Plan, name: str) -> dict[str, Any]:
         return dict(shared, num_encoder_layers=plan.encoder_layers, num_decoder_layers=plan.decoder_layers,
                     num_slots=plan.num_slots)
     if model == "transformer-xl":
-        values = dict(shared, num_layers=plan.baseline_layers)
-        memformer = TrainConfig(model="memformer", model_config=model_config(plan, "memformer")).build_model_config(
-            vocab_size=GREY_LEVELS)
-        txl = TrainConfig(model="transformer-xl", model_config=values).build_model_config(vocab_size=GREY_LEVELS)
-        return dict(values, mem_len=matched_mem_len(memformer, txl))
+        return matched_transformer_xl(model_config(plan, "memformer"), dict(shared, num_layers=plan.baseline_layers),
+                                      vocab_size=GREY_LEVELS)
     # The plain Transformer's window covers a whole image (and the state resets between images).
     return dict(shared, num_layers=plan.baseline_layers, context_len=PIXELS_PER_IMAGE)
 
 
 def train_config(plan: Plan, name: str, *, seed: int, threads: int) -> TrainConfig:
     variant = VARIANTS[name]
-    return TrainConfig(
+    return experiment_train_config(
         model=variant.model, ablation=variant.ablation, model_config=model_config(plan, name),
         data="in-memory: sklearn digits", steps=plan.steps, batch_size=plan.batch_size, window=plan.window,
-        lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed, precision="fp32", device="cpu", threads=threads,
-        log_every=max(1, plan.steps // 4), eval_every=0, checkpoint_every=0, keep_checkpoints=1,
+        lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed, threads=threads, log_every=max(1, plan.steps // 4),
     )
 
 
@@ -352,10 +343,7 @@ def markdown(plan: Plan, data: dict) -> str:
 
 
 def plot(plan: Plan, data: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     summary = data["summary"]["variants"]
     names = sorted(plan.variants, key=lambda n: summary[n]["perplexity_mean"], reverse=True)

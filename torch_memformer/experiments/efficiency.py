@@ -30,16 +30,16 @@ import logging
 import math
 import os
 import statistics
-import time
 
 import torch
 
 from .common import report
-from .common.arguments import int_list, positive_int
+from .common.arguments import int_list, plan_from_flags, positive_int
 from .common.flops import count_flops
 from .common.machine import current_rss_bytes, environment, peak_rss_bytes, reset_peak_rss, torch_threads
 from .common.models import LABELS, MODEL_NAMES, ModelSizes, build_model, parameter_count
 from .common.processes import call_each_in_fresh_process
+from .common.timing import Stopwatch
 
 NAME = "efficiency"
 TITLE = "Efficiency: FLOPs, time and memory against length and memory size (paper Fig. 5)"
@@ -96,14 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
-    base = QUICK if args.quick else DEFAULT
-    return dataclasses.replace(
-        base,
-        lengths=args.lengths or base.lengths,
-        memory_sizes=args.memory_sizes or base.memory_sizes,
-        batch=args.batch or base.batch,
-        repeats=args.repeats or base.repeats,
-    )
+    return plan_from_flags(args, default=DEFAULT, quick=QUICK, flags=("lengths", "memory_sizes", "batch", "repeats"))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -146,10 +139,10 @@ def length_sweep(plan: Plan, *, seed: int) -> list[dict]:
         cpu_seconds: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(plan.repeats):
             for name, model in models.items():  # interleaved, so load changes hit every model alike
-                wall, cpu = time.perf_counter(), time.process_time()
-                model(ids)
-                seconds[name].append(time.perf_counter() - wall)
-                cpu_seconds[name].append(time.process_time() - cpu)
+                with Stopwatch() as watch:
+                    model(ids)
+                seconds[name].append(watch.wall)
+                cpu_seconds[name].append(watch.cpu)
         row = {"length": length}
         for name in models:
             median = statistics.median(seconds[name])
@@ -365,10 +358,7 @@ def markdown(data: dict) -> str:
 
 
 def plot(lengths: list[dict], memory: list[dict]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     colors = {"transformer": "tab:red", "transformer-xl": "tab:blue", "memformer": "tab:green"}
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))

@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> dict:
     root = checkpoints_root(args)
     entries = plan.entries(vocab_size=256)
     manifest = train_and_evaluate(entries, plan.recipe, root=root, data=data, threads=threads, seed=args.seed,
-                                  cache_dir=_cache_dir(args))
+                                  cache_dir=cache_dir(args))
     for record in manifest["models"]:
         record["inference_flops_per_token"] = inference_flops_per_token(checkpoint_of(root, record),
                                                                          segments=plan.flops_segments)
@@ -184,7 +184,9 @@ def run(args: argparse.Namespace) -> dict:
                        markdown=markdown(data_out))
 
 
-def _cache_dir(args: argparse.Namespace) -> Path:
+def cache_dir(args: argparse.Namespace) -> Path:
+    """The token cache: ``--cache-dir``, else the default one (shared by the experiments that
+    read the language-model checkpoints' corpus)."""
     from ..data import default_cache_dir
 
     return args.cache_dir if args.cache_dir is not None else default_cache_dir()
@@ -325,10 +327,7 @@ def _seconds(value: float) -> str:
 
 
 def plot(rows: list[dict]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     fig, (curve_ax, bpb_ax, flops_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
     colors = {"memformer": "tab:green", "no-memory": "tab:olive"}

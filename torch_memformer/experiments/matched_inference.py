@@ -40,7 +40,6 @@ import gc
 import logging
 import os
 import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,10 @@ import torch.nn.functional as F
 from ..checkpoint import load_model
 from . import language_model
 from .common import report
-from .common.arguments import positive_int
+from .common.arguments import plan_from_flags, positive_int
 from .common.machine import current_rss_bytes, environment, peak_rss_bytes, reset_peak_rss
 from .common.processes import FreshProcess
+from .common.timing import Stopwatch, generation_seconds
 from .common.trained_models import checkpoint_of, read_manifest, train_and_evaluate
 
 NAME = "matched-inference"
@@ -101,11 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
-    base = QUICK if args.quick else DEFAULT
-    return dataclasses.replace(base, tokens=args.tokens or base.tokens,
-                               generate_tokens=args.generate_tokens or base.generate_tokens,
-                               repeats=args.repeats or base.repeats, batch=args.batch or base.batch,
-                               memory_batch=args.memory_batch or base.memory_batch)
+    return plan_from_flags(args, default=DEFAULT, quick=QUICK,
+                           flags=("tokens", "generate_tokens", "repeats", "batch", "memory_batch"))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -118,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         lm_plan = language_model.plan_from_args(args)
         entries = [entry for entry in lm_plan.entries(vocab_size=256) if entry.key != "no-memory"]
         manifest = train_and_evaluate(entries, lm_plan.recipe, root=root, data=language_model.resolve_data(args),
-                                      threads=args.threads or 1, seed=args.seed, cache_dir=_cache_dir(args))
+                                      threads=args.threads or 1, seed=args.seed, cache_dir=language_model.cache_dir(args))
         trained_here = True
     records = {record["key"]: record for record in manifest["models"]}
     memformer = records["memformer"]
@@ -129,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
     measured = [memformer] + (txls if plan.all_txl else [matched])
     checkpoints = {r["key"]: str(checkpoint_of(root, r)) for r in measured}
     ids = stream_tokens(manifest["data"], checkpoint=checkpoints["memformer"], n=plan.tokens,
-                        cache_dir=_cache_dir(args))
+                        cache_dir=language_model.cache_dir(args))
     logger.info("matched Transformer-XL: %s (%.4f bits/byte against Memformer's %.4f)", matched["key"],
                 _bpb(matched), _bpb(memformer))
     timing = measure_speed(checkpoints, ids, plan, threads=args.threads)
@@ -148,12 +145,6 @@ def run(args: argparse.Namespace) -> dict:
     }
     return report.save(args, name=NAME, title=TITLE, environment=started, data=data, figure=plot(rows, data),
                        markdown=markdown(data))
-
-
-def _cache_dir(args: argparse.Namespace) -> Path:
-    from ..data import default_cache_dir
-
-    return args.cache_dir if args.cache_dir is not None else default_cache_dir()
 
 
 def _bpb(record: dict) -> float:
@@ -272,10 +263,10 @@ def _read(model: torch.nn.Module, ids_BN: torch.Tensor) -> tuple[dict, Any, floa
     with torch.no_grad():
         for start in range(0, ids_BN.size(1), length):
             chunk_BT = ids_BN[:, start:start + length]
-            wall, cpu = time.perf_counter(), time.process_time()
-            out = model(chunk_BT, state=state)
-            seconds["cpu_seconds"] += time.process_time() - cpu
-            seconds["wall_seconds"] += time.perf_counter() - wall
+            with Stopwatch() as watch:
+                out = model(chunk_BT, state=state)
+            seconds["cpu_seconds"] += watch.cpu
+            seconds["wall_seconds"] += watch.wall
             state = out.state
             # forward's logits[:, i] predict token i + 1; the previous chunk's last one predicts token 0.
             logits_BTV = out.logits if previous_B1V is None else torch.cat([previous_B1V, out.logits], dim=1)
@@ -307,18 +298,8 @@ def time_generate(*, tokens: int) -> dict:
     """Wall and CPU seconds to sample ``tokens`` tokens per row after the stream (the time of
     reading the one-token prompt subtracted)."""
     loaded = _require_loaded()
-    model, state = loaded.model, loaded.state_after_read
-    prompt = loaded.ids_BN[:, -1:]
-
-    def timed(max_new_tokens: int) -> tuple[float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        with torch.no_grad():
-            model.generate(prompt, max_new_tokens, state=state, temperature=1.0, generator=loaded.generator)
-        return time.perf_counter() - wall, time.process_time() - cpu
-
-    prompt_wall, prompt_cpu = timed(0)
-    wall, cpu = timed(tokens)
-    return {"wall_seconds": wall - prompt_wall, "cpu_seconds": cpu - prompt_cpu}
+    return generation_seconds(loaded.model, loaded.ids_BN[:, -1:], tokens, state=loaded.state_after_read,
+                              generator=loaded.generator)
 
 
 def memory_point(*, checkpoint: str, ids: list[int], batch: int, threads: int | None, generate_tokens: int,
@@ -471,10 +452,7 @@ def markdown(data: dict) -> str:
 
 
 def plot(rows: list[dict], data: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     fig, (bpb_ax, speed_ax, memory_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
     txl = [row for row in rows if row["model"] == "transformer-xl"]

@@ -97,14 +97,9 @@ def find_or_train_checkpoint(args: argparse.Namespace) -> tuple[Path, str]:
     assert entry.key == "memformer"
     root = Path(args.out) / OWN_CHECKPOINT_DIR
     data = language_model.resolve_data(args)
-    cache_dir = args.cache_dir
-    if cache_dir is None:
-        from ..data import default_cache_dir
-
-        cache_dir = default_cache_dir()
     recipe = dataclasses.replace(plan.recipe, eval_batches=1)
     manifest = train_and_evaluate([entry], recipe, root=root, data=data, threads=args.threads or 1,
-                                  seed=args.seed, cache_dir=cache_dir)
+                                  seed=args.seed, cache_dir=language_model.cache_dir(args))
     if args.data is None:
         args.data = data
     return checkpoint_of(root, manifest["models"][0]), (

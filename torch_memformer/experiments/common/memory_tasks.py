@@ -39,9 +39,9 @@ from ...training import InMemoryData, TrainConfig
 from . import report
 from .arguments import int_list, positive_int
 from .machine import environment
-from .matching import matched_mem_len, state_bytes_per_row
+from .matching import matched_transformer_xl, state_bytes_per_row
 from .models import parameter_count
-from .training import run_each, train_in_memory
+from .training import experiment_train_config, run_each, train_in_memory
 
 logger = logging.getLogger(__name__)
 
@@ -175,22 +175,17 @@ def model_config(plan: Plan, name: str) -> dict[str, Any]:
     if name in ("memformer", "no-memory"):
         return dict(shared, num_encoder_layers=plan.encoder_layers, num_decoder_layers=plan.decoder_layers,
                     num_slots=plan.num_slots, **dict(plan.memformer_changes))
-    values = dict(shared, num_layers=plan.baseline_layers)
-    vocab = plan.task.vocab_size
-    memformer = TrainConfig(model="memformer", model_config=model_config(plan, "memformer")).build_model_config(
-        vocab_size=vocab)
-    txl = TrainConfig(model="transformer-xl", model_config=values).build_model_config(vocab_size=vocab)
-    return dict(values, mem_len=matched_mem_len(memformer, txl))
+    return matched_transformer_xl(model_config(plan, "memformer"), dict(shared, num_layers=plan.baseline_layers),
+                                  vocab_size=plan.task.vocab_size)
 
 
 def train_config(plan: Plan, name: str, *, seed: int, threads: int) -> TrainConfig:
-    return TrainConfig(
+    return experiment_train_config(
         model="transformer-xl" if name == "transformer-xl" else "memformer",
         ablation="no-memory" if name == "no-memory" else None,
         model_config=model_config(plan, name), data="in-memory: synthetic recall", steps=plan.steps,
         batch_size=plan.batch_size, window=plan.window, lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed,
-        precision="fp32", device="cpu", threads=threads, log_every=max(1, plan.steps // 5), eval_every=0,
-        checkpoint_every=0, keep_checkpoints=1, shuffle=False,
+        threads=threads, log_every=max(1, plan.steps // 5), shuffle=False,
     )
 
 
@@ -373,10 +368,7 @@ def markdown(experiment: Experiment, plan: Plan, data: dict) -> str:
 
 
 def plot(experiment: Experiment, plan: Plan, data: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     summary, task = data["summary"], plan.task
     colors = {"memformer": "tab:green", "transformer-xl": "tab:red", "no-memory": "tab:gray"}
