@@ -68,6 +68,22 @@ def plan_from_flags(args: argparse.Namespace, *, default: Plan, quick: Plan, fla
     return dataclasses.replace(base, **{name: getattr(args, name) or getattr(base, name) for name in flags})
 
 
+def add_steps_and_seeds_arguments(parser: argparse.ArgumentParser, *, default) -> None:
+    """--steps and --seeds of an experiment that trains every model on the same budget; ``default``
+    is its plan (fields ``steps`` and ``seeds``)."""
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help=f"training steps of every model (default {default.steps})")
+    parser.add_argument("--seeds", type=positive_int, default=None,
+                        help=f"seeds per model, 0 .. N-1 (default {len(default.seeds)})")
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser, *, default, quick) -> None:
+    """--jobs of an experiment that trains several models (``common.training.run_each``)."""
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="training runs at a time, each in its own process; 1 runs them in this process "
+                             f"(default {default.jobs}, with --quick {quick.jobs})")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
     try:

@@ -37,7 +37,7 @@ from ...data.scored_documents import ScoredDocuments
 from ...evaluate import score_segment
 from ...training import InMemoryData, TrainConfig
 from . import report
-from .arguments import int_list, positive_int
+from .arguments import add_jobs_argument, add_steps_and_seeds_arguments, int_list
 from .machine import environment
 from .matching import matched_transformer_xl, state_bytes_per_row
 from .models import parameter_count
@@ -100,10 +100,7 @@ class Plan:
 
 def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> None:
     default, quick = experiment.default, experiment.quick
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help=f"training steps of every model (default {default.steps})")
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help=f"seeds per model, 0 .. N-1 (default {len(default.seeds)})")
+    add_steps_and_seeds_arguments(parser, default=default)
     parser.add_argument("--test-gaps", type=int_list, default=None,
                         help=f"filler segments G to test (default {','.join(map(str, default.test_gaps))})")
     parser.add_argument("--max-train-gap", type=int, default=None,
@@ -116,9 +113,7 @@ def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> No
                         help=f"models to train, comma-separated among {','.join(MODELS)} (default all)")
     parser.add_argument("--model-config", type=_json_object, default=None,
                         help="JSON object of MemformerConfig fields to change in the Memformer models (ablations)")
-    parser.add_argument("--jobs", type=positive_int, default=None,
-                        help="training runs at a time, each in its own process; 1 runs them in this process "
-                             f"(default {default.jobs}, with --quick {quick.jobs})")
+    add_jobs_argument(parser, default=default, quick=quick)
     parser.set_defaults(threads=1)
 
 

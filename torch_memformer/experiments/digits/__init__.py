@@ -44,7 +44,7 @@ import logging
 
 from ...data.digits import GREY_LEVELS
 from ..common import report
-from ..common.arguments import plan_from_flags, positive_int
+from ..common.arguments import add_jobs_argument, add_steps_and_seeds_arguments, plan_from_flags
 from ..common.machine import environment
 from ..common.training import run_each
 from .plan import DEFAULT, QUICK, VARIANTS, Plan
@@ -58,15 +58,10 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help=f"training steps of every model (default {DEFAULT.steps})")
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help=f"seeds per model, 0 .. N-1 (default {len(DEFAULT.seeds)})")
+    add_steps_and_seeds_arguments(parser, default=DEFAULT)
     parser.add_argument("--variants", type=_variant_list, default=None,
                         help=f"comma-separated subset of: {', '.join(VARIANTS)} (default: all)")
-    parser.add_argument("--jobs", type=positive_int, default=None,
-                        help="training runs at a time, each in its own process; 1 runs them in this process "
-                             f"(default {DEFAULT.jobs}, with --quick {QUICK.jobs})")
+    add_jobs_argument(parser, default=DEFAULT, quick=QUICK)
     parser.set_defaults(threads=1)
 
 
