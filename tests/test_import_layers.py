@@ -4,8 +4,9 @@ docs/architecture.md's package map states them: ``config.py`` imports only ``con
 (and both ``json_input.py``), ``model/`` only ``config.py``, the baselines only ``model/`` and the
 two config modules, ``data/`` nothing of the models, the training
 engines (``training/engines/``) only ``model/`` (everything else builds on them, never the other
-way); no two modules import each other; nothing imports ``train.py``, the old training path kept
-for users; no module calls another's private methods or imports its private names.
+way); the experiments never import the commands (shared pieces live below both); no two modules
+import each other; nothing imports ``train.py``, the old training path kept for users; no module
+calls another's private methods or imports its private names.
 """
 
 from __future__ import annotations
@@ -163,14 +164,23 @@ def test_nothing_in_the_package_imports_the_old_training_path():
     assert not users, f"{users} import {old}; import {PACKAGE}.training instead"
 
 
+def test_experiments_never_import_the_commands():
+    """``memformer bench`` (a command) runs the experiments; what both need (the data a checkpoint
+    is scored on, the checkpoint analysis) sits below them, in ``checkpoint_data.py`` and
+    ``analysis/``."""
+    wrong = {
+        module: sorted(name for name in _imports(module, runtime_only=False) if _in(name, "commands"))
+        for module in MODULES if _in(module, "experiments")
+    }
+    wrong = {module: names for module, names in wrong.items() if names}
+    assert not wrong, f"experiments import commands: {wrong}"
+
+
 # Reaches into another module's private names that predate this test, each with what it waits for.
 KNOWN_PRIVATE_USES = {
     ("cli", "args._run"),  # argparse set_defaults(_run=...): the command a parsed line runs
     ("integrations.hf.model", "module._init_weights"),  # HF's init hook re-runs the model's own init
     ("integrations.hf.tokenizer", "_gpt2_unicode_to_byte"),  # the byte table; to be made public
-    ("commands.analyze", "_data_spec"),  # issue 12 item 4
-    ("commands.lm_eval_command", "_data_spec"),
-    ("commands.lm_eval_command", "_DATA_FLAGS"),
 }
 
 

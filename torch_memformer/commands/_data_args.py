@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..checkpoint_data import DATA_FIELDS
 from ..data import DATA_FORMATS, DataSpec
 
 # The destinations of the flags add_data_arguments adds (TrainConfig's data fields have these names).
-DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction", "allow_binary")
+DATA_FLAGS = DATA_FIELDS
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,13 +12,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ._data_args import add_data_arguments
+from ._data_args import DATA_FLAGS, add_data_arguments
 from ._terminal import TextOut, add_raw_argument
 
 NAME = "eval"
 HELP = "evaluate a checkpoint: bits per byte with the memory carried and with it reset every segment"
-_DATA_FLAGS = ("data", "data_format", "text_field", "hf_config", "valid_fraction", "test_fraction",
-               "allow_binary")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a checkpoint directory, or a run directory (its latest checkpoint)")
     add_data_arguments(parser)
     # Not given: the data the checkpoint was trained on (recorded in its trainer_state.json).
-    parser.set_defaults(**{name: None for name in _DATA_FLAGS})
+    parser.set_defaults(**{name: None for name in DATA_FLAGS})
     parser.add_argument("--split", default="valid", choices=("train", "valid", "test", "all"),
                         help="which split to score (default: valid)")
     parser.add_argument("--batch-size", type=int, default=8, help="rows read in lockstep (default 8)")
@@ -50,12 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
-    from ..data import DataSpec, default_cache_dir, tokenized_split
+    from ..checkpoint_data import data_spec_for_checkpoint
+    from ..data import default_cache_dir, tokenized_split
     from ..errors import UserError
     from ..evaluate import evaluate
     from ..runs import resolve_checkpoint
     from ..training.precision import resolve_device, resolve_precision
-    from ..training.training_state import TRAINER_STATE_FILE
     from ._threads import set_threads
 
     if args.batch_size < 1:
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(checkpoint, device=device)
     if loaded.tokenizer is None:
         raise UserError(f"checkpoint {checkpoint} has no tokenizer files, so its token ids cannot be matched to text")
-    spec = _data_spec(args, checkpoint / TRAINER_STATE_FILE, DataSpec)
+    spec = data_spec_for_checkpoint(checkpoint, vars(args))
     corpus = tokenized_split(spec, args.split, loaded.tokenizer,
                              cache_dir=args.cache_dir if args.cache_dir is not None else default_cache_dir())
     segments = -(-corpus.num_tokens // loaded.config.segment_len)
@@ -162,31 +160,3 @@ class _Progress:
         if self.bar is not None:
             self.bar.close()
 
-
-def _data_spec(args, trainer_state: Path, DataSpec):
-    """The --data flags if given, else the data the checkpoint was trained on."""
-    from .. import json_input
-
-    given = {name: getattr(args, name, None) for name in _DATA_FLAGS if getattr(args, name, None) is not None}
-    saved = {}
-    if "data" not in given:
-        if not trainer_state.is_file():
-            raise ValueError(f"the checkpoint does not record its training data ({trainer_state.name} is missing); "
-                             "pass --data")
-        try:
-            config = json_input.loads(trainer_state.read_text())["config"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"cannot read the training data from {trainer_state} ({error}); pass --data") from None
-        saved = {"data": config.get("data"), "data_format": config.get("data_format", "auto"),
-                 "text_field": config.get("text_field", "text"), "hf_config": config.get("hf_config"),
-                 "valid_fraction": config.get("valid_fraction", 0.05),
-                 "test_fraction": config.get("test_fraction", 0.05),
-                 "allow_binary": config.get("allow_binary", False)}
-    values = {**saved, **given}
-    return DataSpec(source=values["data"], format=values.get("data_format") or "auto",
-                    text_field=values.get("text_field") or "text", hf_config=values.get("hf_config"),
-                    valid_fraction=values.get("valid_fraction", 0.05) if values.get("valid_fraction") is not None
-                    else 0.05,
-                    test_fraction=values.get("test_fraction", 0.05) if values.get("test_fraction") is not None
-                    else 0.05,
-                    allow_binary=bool(values.get("allow_binary")))

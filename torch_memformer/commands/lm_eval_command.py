@@ -16,8 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._data_args import add_data_arguments
-from .eval import _DATA_FLAGS, _data_spec
+from ._data_args import DATA_FLAGS, add_data_arguments
 
 NAME = "lm-eval"
 HELP = "evaluate a checkpoint with lm-evaluation-harness tasks (e.g. the shipped memformer_bpb)"
@@ -33,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split of --data that memformer_bpb scores (default: valid, as memformer eval)")
     add_data_arguments(parser)
     # Not given: the data the checkpoint was trained on, as memformer eval.
-    parser.set_defaults(**{name: None for name in _DATA_FLAGS})
+    parser.set_defaults(**{name: None for name in DATA_FLAGS})
     parser.add_argument("--metadata", default=None, metavar="JSON",
                         help="more task metadata as a JSON object (overrides what the --data flags set)")
     parser.add_argument("--batch-size", type=int, default=8, help="rows per model call (default 8)")
@@ -49,11 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError
-    from ..data import DataSpec
+    from ..checkpoint_data import data_spec_for_checkpoint
     from ..data.tokenizers import META_FILE
     from ..errors import UserError
     from ..runs import resolve_checkpoint
-    from ..training.training_state import TRAINER_STATE_FILE
 
     try:
         import lm_eval
@@ -73,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
     metadata = {"split": args.split, "tokenizer": str(checkpoint) if (checkpoint / META_FILE).is_file() else "byte"}
     try:
-        spec = _data_spec(args, checkpoint / TRAINER_STATE_FILE, DataSpec)
+        spec = data_spec_for_checkpoint(checkpoint, vars(args))
     except ValueError:
         spec = None  # no --data and no recorded training data: only a task that reads data needs it
     if spec is not None:

@@ -1,8 +1,10 @@
 """The paper's experiments at CPU scale, one module each, run with ``memformer bench NAME``.
 
 Every public module of this package is an experiment (``common/`` holds what they share and is
-skipped). Its name on the command line is the module's name with dashes for underscores
-(``memory_analysis.py`` is ``memformer bench memory-analysis``). An experiment module defines:
+skipped): a file, or a package whose ``__init__.py`` is the experiment and whose modules hold its
+pieces (``streaming/``: plan, measurement, worker, write-up). Its name on the command line is the
+module's name with dashes for underscores (``memory_analysis.py`` is
+``memformer bench memory-analysis``). An experiment module defines:
 
     NAME: str                                  its name on the command line
     TITLE: str                                 one line; heads its block of docs/results.md
@@ -45,12 +47,16 @@ class ExperimentRun:
     updated_doc: Path | None
 
 
+# The package of what the experiments share; every other public module or package is an experiment.
+SHARED = "common"
+
+
 def names() -> list[str]:
     """The experiments' names, sorted (found without importing them)."""
     return sorted(
         info.name.replace("_", "-")
         for info in pkgutil.iter_modules(__path__)
-        if not info.ispkg and not info.name.startswith("_")
+        if info.name != SHARED and not info.name.startswith("_")
     )
 
 

@@ -27,7 +27,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from ..commands.analyze import add_analysis_arguments, analyze_checkpoint, describe
+from ..analysis.flags import add_analysis_arguments
 from ..runs import resolve_checkpoint
 from . import language_model
 from .common import report
@@ -67,12 +67,15 @@ def run(args: argparse.Namespace) -> dict:
         import torch
 
         torch.set_num_threads(args.threads)
-    result = analyze_checkpoint(checkpoint, args)
-    record = result["record"]
+    from ..analysis.checkpoint import analyze_checkpoint, describe
+
+    result = analyze_checkpoint(checkpoint, data={"data": args.data}, split=args.split, document=args.document,
+                                documents=args.documents, max_segments=args.max_segments, cache_dir=args.cache_dir)
+    record = result.record
     data = {"origin": origin, **{key: value for key, value in record.items() if key != "analysis"},
-            "summary": result["analysis"].summary, "analysis": record["analysis"]}
-    return report.save(args, name=NAME, title=TITLE, environment=started, data=data, figure=result["figure"],
-                       markdown=markdown(data, describe(result["analysis"])))
+            "summary": result.analysis.summary, "analysis": record["analysis"]}
+    return report.save(args, name=NAME, title=TITLE, environment=started, data=data, figure=result.figure,
+                       markdown=markdown(data, describe(result.analysis)))
 
 
 def find_or_train_checkpoint(args: argparse.Namespace) -> tuple[Path, str]:
@@ -94,14 +97,9 @@ def find_or_train_checkpoint(args: argparse.Namespace) -> tuple[Path, str]:
     assert entry.key == "memformer"
     root = Path(args.out) / OWN_CHECKPOINT_DIR
     data = language_model.resolve_data(args)
-    cache_dir = args.cache_dir
-    if cache_dir is None:
-        from ..data import default_cache_dir
-
-        cache_dir = default_cache_dir()
     recipe = dataclasses.replace(plan.recipe, eval_batches=1)
     manifest = train_and_evaluate([entry], recipe, root=root, data=data, threads=args.threads or 1,
-                                  seed=args.seed, cache_dir=cache_dir)
+                                  seed=args.seed, cache_dir=language_model.cache_dir(args))
     if args.data is None:
         args.data = data
     return checkpoint_of(root, manifest["models"][0]), (

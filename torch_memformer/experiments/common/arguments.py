@@ -1,4 +1,5 @@
-"""The flags every experiment shares, and parsing an experiment's command line.
+"""The flags every experiment shares, parsing an experiment's command line, and the plan its
+flags give (``plan_from_flags``).
 
     --quick            tiny sizes that finish in seconds: a smoke test of the files, not the numbers
     --out DIR          where <name>.json and <name>.png go (default benchmarks/results, or
@@ -13,13 +14,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import TypeVar
 
 from ...errors import UserError
 
 DEFAULT_OUT = Path("benchmarks/results")
 QUICK_OUT = DEFAULT_OUT / "quick"
 DEFAULT_RESULTS_DOC = Path("docs/results.md")
+
+Plan = TypeVar("Plan")
 
 
 class ExperimentParser(argparse.ArgumentParser):
@@ -53,6 +58,30 @@ def resolve_shared_arguments(args: argparse.Namespace) -> argparse.Namespace:
             f"--update-results: {args.results_doc} does not exist; run from the repository root or pass --results-doc PATH"
         )
     return args
+
+
+def plan_from_flags(args: argparse.Namespace, *, default: Plan, quick: Plan, flags: tuple[str, ...]) -> Plan:
+    """``quick`` (with ``--quick``) or ``default``, a frozen dataclass, with each field named in
+    ``flags`` replaced by the flag of the same name when it was given (a flag left at None keeps
+    the plan's value)."""
+    base = quick if args.quick else default
+    return dataclasses.replace(base, **{name: getattr(args, name) or getattr(base, name) for name in flags})
+
+
+def add_steps_and_seeds_arguments(parser: argparse.ArgumentParser, *, default) -> None:
+    """--steps and --seeds of an experiment that trains every model on the same budget; ``default``
+    is its plan (fields ``steps`` and ``seeds``)."""
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help=f"training steps of every model (default {default.steps})")
+    parser.add_argument("--seeds", type=positive_int, default=None,
+                        help=f"seeds per model, 0 .. N-1 (default {len(default.seeds)})")
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser, *, default, quick) -> None:
+    """--jobs of an experiment that trains several models (``common.training.run_each``)."""
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="training runs at a time, each in its own process; 1 runs them in this process "
+                             f"(default {default.jobs}, with --quick {quick.jobs})")
 
 
 def positive_int(text: str) -> int:

@@ -37,11 +37,11 @@ from ...data.scored_documents import ScoredDocuments
 from ...evaluate import score_segment
 from ...training import InMemoryData, TrainConfig
 from . import report
-from .arguments import int_list, positive_int
+from .arguments import add_jobs_argument, add_steps_and_seeds_arguments, int_list
 from .machine import environment
-from .matching import matched_mem_len, state_bytes_per_row
+from .matching import matched_transformer_xl, state_bytes_per_row
 from .models import parameter_count
-from .training import run_each, train_in_memory
+from .training import experiment_train_config, run_each, train_in_memory
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,7 @@ class Plan:
 
 def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> None:
     default, quick = experiment.default, experiment.quick
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help=f"training steps of every model (default {default.steps})")
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help=f"seeds per model, 0 .. N-1 (default {len(default.seeds)})")
+    add_steps_and_seeds_arguments(parser, default=default)
     parser.add_argument("--test-gaps", type=int_list, default=None,
                         help=f"filler segments G to test (default {','.join(map(str, default.test_gaps))})")
     parser.add_argument("--max-train-gap", type=int, default=None,
@@ -116,9 +113,7 @@ def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> No
                         help=f"models to train, comma-separated among {','.join(MODELS)} (default all)")
     parser.add_argument("--model-config", type=_json_object, default=None,
                         help="JSON object of MemformerConfig fields to change in the Memformer models (ablations)")
-    parser.add_argument("--jobs", type=positive_int, default=None,
-                        help="training runs at a time, each in its own process; 1 runs them in this process "
-                             f"(default {default.jobs}, with --quick {quick.jobs})")
+    add_jobs_argument(parser, default=default, quick=quick)
     parser.set_defaults(threads=1)
 
 
@@ -175,22 +170,17 @@ def model_config(plan: Plan, name: str) -> dict[str, Any]:
     if name in ("memformer", "no-memory"):
         return dict(shared, num_encoder_layers=plan.encoder_layers, num_decoder_layers=plan.decoder_layers,
                     num_slots=plan.num_slots, **dict(plan.memformer_changes))
-    values = dict(shared, num_layers=plan.baseline_layers)
-    vocab = plan.task.vocab_size
-    memformer = TrainConfig(model="memformer", model_config=model_config(plan, "memformer")).build_model_config(
-        vocab_size=vocab)
-    txl = TrainConfig(model="transformer-xl", model_config=values).build_model_config(vocab_size=vocab)
-    return dict(values, mem_len=matched_mem_len(memformer, txl))
+    return matched_transformer_xl(model_config(plan, "memformer"), dict(shared, num_layers=plan.baseline_layers),
+                                  vocab_size=plan.task.vocab_size)
 
 
 def train_config(plan: Plan, name: str, *, seed: int, threads: int) -> TrainConfig:
-    return TrainConfig(
+    return experiment_train_config(
         model="transformer-xl" if name == "transformer-xl" else "memformer",
         ablation="no-memory" if name == "no-memory" else None,
         model_config=model_config(plan, name), data="in-memory: synthetic recall", steps=plan.steps,
         batch_size=plan.batch_size, window=plan.window, lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed,
-        precision="fp32", device="cpu", threads=threads, log_every=max(1, plan.steps // 5), eval_every=0,
-        checkpoint_every=0, keep_checkpoints=1, shuffle=False,
+        threads=threads, log_every=max(1, plan.steps // 5), shuffle=False,
     )
 
 
@@ -373,10 +363,7 @@ def markdown(experiment: Experiment, plan: Plan, data: dict) -> str:
 
 
 def plot(experiment: Experiment, plan: Plan, data: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     summary, task = data["summary"], plan.task
     colors = {"memformer": "tab:green", "transformer-xl": "tab:red", "no-memory": "tab:gray"}

@@ -21,6 +21,17 @@ from typing import Any
 from .machine import load_average
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, drawing off-screen (Agg): experiments run on machines without a
+    display, in spawned processes and under pytest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save(
     args: argparse.Namespace,
     *,

@@ -33,7 +33,6 @@ import json
 import logging
 import shutil
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,9 @@ from ...evaluate import evaluate
 from ...training import TrainConfig, train
 from ...training.engines import train_window
 from ...training.metrics import read_metrics
+from .models import parameter_count
+from .timing import Stopwatch
+from .training import experiment_train_config
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +93,6 @@ class Recipe:
     eval_batch_size: int = 8
 
 
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def count_parameters(model: str, model_config: dict[str, Any], *, vocab_size: int, ablation: str | None = None) -> int:
     """Parameters of the model a ``TrainConfig`` with these fields builds."""
     config = TrainConfig(model=model, ablation=ablation, model_config=model_config)
@@ -118,12 +116,11 @@ def matched_d_ff(model: str, model_config: dict[str, Any], *, target: int, vocab
 
 def train_config(entry: ModelEntry, recipe: Recipe, *, data: str, steps: int, threads: int, seed: int) -> TrainConfig:
     """The ``TrainConfig`` of one model: ``memformer train`` with these flags trains the same run."""
-    return TrainConfig(
+    return experiment_train_config(
         model=entry.model, ablation=entry.ablation, model_config=dict(entry.model_config), data=data,
         steps=steps, batch_size=recipe.batch_size, window=recipe.window, lr=recipe.lr,
         warmup_steps=max(1, round(recipe.warmup_fraction * steps)), seed=seed, threads=threads,
-        log_every=max(1, steps // 4), eval_every=0, checkpoint_every=0, keep_checkpoints=1, precision="fp32",
-        device="cpu",
+        log_every=max(1, steps // 4),
     )
 
 
@@ -183,15 +180,15 @@ class _Stepper:
 
     def step(self) -> tuple[float, float]:
         """(CPU seconds, wall seconds) of one step."""
-        cpu, wall = time.process_time(), time.perf_counter()
-        batch = self.stream.next_batch()
-        result = train_window(self.model, batch.input_ids, labels=batch.labels, reset=batch.reset, state=self.state,
-                              method=self.config.resolved_method)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.state = result.state
-        return time.process_time() - cpu, time.perf_counter() - wall
+        with Stopwatch() as watch:
+            batch = self.stream.next_batch()
+            result = train_window(self.model, batch.input_ids, labels=batch.labels, reset=batch.reset,
+                                  state=self.state, method=self.config.resolved_method)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state = result.state
+        return watch.cpu, watch.wall
 
 
 # ---------------------------------------------------------------------------- train, evaluate, record
@@ -232,9 +229,9 @@ def train_and_evaluate(
         if run_dir.exists():
             shutil.rmtree(run_dir)
         logger.info("training %s for %d steps", entry.label, steps)
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = train(config, out_dir=run_dir, cache_dir=cache_dir)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        with Stopwatch() as watch:
+            result = train(config, out_dir=run_dir, cache_dir=cache_dir)
+        cpu, wall = watch.cpu, watch.wall
         if result.interrupted:  # Ctrl-C / SIGTERM: the trainer saved and stopped; so does the experiment
             raise KeyboardInterrupt(f"training of {entry.label} stopped at step {result.step}")
         checkpoint = runs.latest_checkpoint(run_dir)

@@ -10,7 +10,8 @@ same state contract. The run directory is temporary; what an experiment keeps is
     run.model          # the trained model, in eval mode, loaded from the final checkpoint
     run.curve          # [(step, loss), ...] every ``curve_every`` steps (the training loss)
 
-``run_each`` runs several such jobs, each in its own fresh process when ``jobs > 1``.
+``experiment_train_config`` holds what every experiment's run shares; ``run_each`` runs several
+such jobs, each in its own fresh process when ``jobs > 1``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class TrainedRun:
     curve: list[tuple[int, float]]
     seconds: float
     tokens_per_second: float
+
+
+def experiment_train_config(**fields: Any) -> TrainConfig:
+    """``TrainConfig(**fields)`` with what every experiment's training run shares: float32 on the
+    CPU (the numbers compare models, not precisions or devices), no validation during training
+    (each experiment scores its own test set afterwards) and only the final checkpoint, which
+    ``train_in_memory`` reads back."""
+    return TrainConfig(precision="fp32", device="cpu", eval_every=0, checkpoint_every=0, keep_checkpoints=1,
+                       **fields)
 
 
 def train_in_memory(config: TrainConfig, data: InMemoryData, *, curve_every: int = 10) -> TrainedRun:
