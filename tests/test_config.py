@@ -32,7 +32,8 @@ def test_json_round_trip(tmp_path):
         (dict(forgetting="yes"), r"forgetting must be true or false"),
         (dict(write_keep_init=1.0), r"write_keep_init must be < 1"),
         (dict(write_keep_init=0), r"write_keep_init must be > 0"),
-        (dict(write_keep_init="high"), r"write_keep_init must be a finite number"),
+        (dict(write_keep_init="high"), r"write_keep_init must be one of 'spread'"),
+        (dict(write_keep_init=[0.5, 0.9]), r"write_keep_init must be a finite number"),
         (dict(forgetting_init_norm=0), r"forgetting_init_norm must be > 0"),
         (dict(context_positions="absolute"), r"context_positions must be one of 'rotary', 'none'"),
     ],
@@ -58,3 +59,5 @@ def test_new_switches_round_trip_through_json():
     assert MemformerConfig.from_json(config.to_json()) == config
     again = MemformerConfig(write_keep_init=0.75)
     assert MemformerConfig.from_json(again.to_json()).write_keep_init == 0.75
+    spread = MemformerConfig(write_keep_init="spread")
+    assert MemformerConfig.from_json(spread.to_json()) == spread

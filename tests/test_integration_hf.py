@@ -160,6 +160,20 @@ def test_save_pretrained_writes_safetensors_and_loads_back(tmp_path, hf):
         MemformerForCausalLM.from_pretrained(tmp_path / "m", use_safetensors=False)
 
 
+def test_spread_write_heads_round_trip_through_save_pretrained(tmp_path):
+    # Decision 16's switch is a string in config.json; its per-head biases are weights.
+    native = tiny_model(seed=5, vocab_size=256, write_keep_init="spread")
+    converted = from_native(native)
+    converted.save_pretrained(tmp_path / "m")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert loaded.config.write_keep_init == "spread"
+    with torch.no_grad():
+        for parameter in loaded.parameters():
+            parameter.data = parameter.data.clone()  # aligned copies, as above
+    ids = ids_of(2, 19, seed=4)
+    assert torch.equal(loaded(ids).logits, converted(ids).logits)
+
+
 def test_a_directory_converted_before_forgetting_form_is_refused_with_the_fix(tmp_path):
     # Such a directory holds the forgetting bias as one vector and no forgetting_form in its
     # config.json; loading it as today's default ("polar") would start v from scratch silently.

@@ -2,9 +2,16 @@
 
 import math
 
+import pytest
 import torch
 
-from torch_memformer.model.memory import BiasedMemoryNormalization, MemoryWriter, _write_sdpa, mix_slots
+from torch_memformer.model.memory import (
+    BiasedMemoryNormalization,
+    MemoryWriter,
+    _write_sdpa,
+    mix_slots,
+    spread_keep_shares,
+)
 
 from conftest import tiny_model
 
@@ -94,6 +101,29 @@ def test_a_fresh_writer_keeps_keep_init_of_each_slot():
         keep, take = writer.weights(memory, tokens)
         torch.testing.assert_close(keep, torch.full_like(keep, keep_init), rtol=0, atol=1e-6)
         torch.testing.assert_close(take, torch.full_like(take, (1 - keep_init) / 9), rtol=0, atol=1e-6)
+
+
+def test_spread_heads_keep_over_timescales_from_one_to_64_segments():
+    # Decision 16: head 0 is the paper's writer (no bias, keeps 1 / (L + 1) of a slot at init);
+    # head h keeps 1 - 1 / tau_h with tau_h geometric from 1 to 64 segments.
+    assert spread_keep_shares(1) == [None]
+    shares = spread_keep_shares(4)
+    assert shares[0] is None and shares[1:] == pytest.approx([1 - 1 / 4, 1 - 1 / 16, 1 - 1 / 64])
+    taus = [1 / (1 - share) for share in spread_keep_shares(7)[1:]]
+    assert taus[-1] == pytest.approx(64) and all(b / a == pytest.approx(taus[1] / taus[0]) for a, b in zip(taus, taus[1:]))
+    writer = MemoryWriter(32, 4, 0.5, "reference", 1e-5, keep_init="spread", segment_len=9)
+    torch.nn.init.zeros_(writer.query.weight)
+    torch.nn.init.zeros_(writer.query.bias)
+    memory, tokens = _inputs()
+    keep, _ = writer.weights(memory, tokens)  # (B, H, S, 1): equal token logits, so the bias decides
+    expected = torch.tensor([1 / 10, 0.75, 1 - 1 / 16, 1 - 1 / 64]).view(1, 4, 1, 1).expand_as(keep)
+    torch.testing.assert_close(keep, expected, rtol=0, atol=1e-6)
+    # The fused path computes the same write as the written-out one.
+    fast = MemoryWriter(32, 4, 0.5, "sdpa", 1e-5, keep_init="spread", segment_len=9).double()
+    ref = MemoryWriter(32, 4, 0.5, "reference", 1e-5, keep_init="spread", segment_len=9).double()
+    ref.load_state_dict(fast.state_dict())
+    torch.testing.assert_close(fast(memory.double(), tokens.double()), ref(memory.double(), tokens.double()),
+                               rtol=0, atol=1e-12)
 
 
 def test_the_keep_bias_gets_a_gradient():

@@ -52,10 +52,12 @@ class MemformerConfig(JsonConfig):
     use_memory: bool = True
     # "single" writes with one head spanning d_model: the paper's single-head ablation.
     write_heads: WriteHeads = "multi"
-    # A learned bias on the writer's self logit, started so that a fresh writer keeps this share of
-    # each slot per write (decision 13). None (the default): no such bias, the paper's equations.
-    # Measured: it slows learning to write so much that recall stays near chance (docs/results.md).
-    write_keep_init: float | None = None
+    # A learned bias on the writer's self logit per write head, started so that a fresh writer
+    # keeps this share of each slot per write (decision 13): a number for every head (measured: it
+    # slows learning to write so much that recall stays near chance), or "spread": head 0 without
+    # a bias, the others kept over timescales spread geometrically up to 64 segments (decision 16).
+    # None: no such bias, the paper's equations.
+    write_keep_init: float | str | None = None
     # ||v_i|| at initialisation: how far a kept slot turns towards its blank state per write
     # (decision 5). Only the initialisation; the norms are learned.
     forgetting_init_norm: float = 0.02
@@ -97,7 +99,9 @@ class MemformerConfig(JsonConfig):
         check_float(self, "rope_base", low=1.0, low_open=True)
         check_float(self, "layer_norm_eps", low=0.0, low_open=True)
         check_float(self, "init_std", low=0.0, low_open=True)
-        if self.write_keep_init is not None:
+        if isinstance(self.write_keep_init, str):
+            check_choice(self, "write_keep_init", ("spread",))
+        elif self.write_keep_init is not None:
             check_float(self, "write_keep_init", low=0.0, high=1.0, low_open=True, high_open=True)
         check_float(self, "forgetting_init_norm", low=0.0, low_open=True)
         check_choice(self, "context_positions", ("rotary", "none"))

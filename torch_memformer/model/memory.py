@@ -44,14 +44,13 @@ class MemoryWriter(nn.Module):
         self.query = nn.Linear(d_model, d_model)
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
-        # An optional learned per-head bias on the self logit (ours; decision 13 in
-        # docs/architecture.md), started so that, with equal token logits, a slot keeps
-        # ``keep_init`` of itself at each write. Off by default: measured, a writer that starts by
-        # keeping most of each slot writes too faintly to learn to read what it wrote.
+        # An optional learned per-head bias on the self logit (ours; decisions 13 and 16 in
+        # docs/architecture.md), started so that, with equal token logits, a slot keeps a chosen
+        # share of itself at each write: ``keep_init`` in every head, or spread over timescales.
         self.self_bias_H = None
         if keep_init is not None:
-            bias = math.log(keep_init / (1.0 - keep_init)) + math.log(segment_len)
-            self.self_bias_H = nn.Parameter(torch.full((num_heads,), bias))
+            shares = spread_keep_shares(num_heads) if keep_init == "spread" else [keep_init] * num_heads
+            self.self_bias_H = nn.Parameter(torch.tensor([keep_bias(share, segment_len) for share in shares]))
 
     def forward(self, memory_BSD: torch.Tensor, tokens_BTD: torch.Tensor) -> torch.Tensor:
         """Return the written slots m' (B, S, D), before forgetting.
@@ -97,6 +96,35 @@ class MemoryWriter(nn.Module):
         # The raw slot is its own value, cut into head-sized chunks like the projected values.
         raw_BHSK = split_heads(memory_BSD, self.num_heads)
         return q_BHSK, k_slot_BHSK, k_tok_BHTK, raw_BHSK, v_tok_BHTK
+
+
+# The longest retention timescale of ``write_keep_init="spread"``, in segments (decision 16).
+SPREAD_LONGEST_SEGMENTS = 64.0
+
+
+def spread_keep_shares(num_heads: int) -> list[float | None]:
+    """The starting keep shares of ``write_keep_init="spread"`` (decision 16), one per head.
+
+    Head h keeps 1 - 1 / tau_h of each slot per write, with timescales tau_h spread geometrically
+    from 1 to 64 segments (the multi-timescale decays of RetNet's heads, Sun et al. 2023, applied to
+    slot attention): for 4 heads tau = 1, 4, 16, 64, keep 0, 0.75, 0.94, 0.98. Head 0 (tau 1) gets
+    None: no bias, the paper's writer, which a fresh model starts as anyway (it keeps about
+    1 / (L + 1)); so every segment is still written with full strength by one head while the
+    others carry what was written further.
+    """
+    shares: list[float | None] = [None]
+    for head in range(1, num_heads):
+        tau = SPREAD_LONGEST_SEGMENTS ** (head / (num_heads - 1))
+        shares.append(1.0 - 1.0 / tau)
+    return shares
+
+
+def keep_bias(share: float | None, segment_len: int) -> float:
+    """The self-logit bias with which a slot keeps ``share`` of itself when its L token logits
+    are all equal to its self logit: logit(share) + ln L (0 for None: no bias)."""
+    if share is None:
+        return 0.0
+    return math.log(share / (1.0 - share)) + math.log(segment_len)
 
 
 def mix_slots(keep_BHS1, take_BHST, raw_BHSK, v_tok_BHTK) -> torch.Tensor:

@@ -53,7 +53,7 @@ class MemformerHFConfig(PretrainedConfig):
     forgetting: bool = True
     use_memory: bool = True
     write_heads: str = "multi"
-    write_keep_init: float | None = None
+    write_keep_init: float | str | None = None
     forgetting_init_norm: float = 0.02
     forgetting_form: str = "polar"
     context_positions: str = "rotary"
