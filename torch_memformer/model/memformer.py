@@ -28,9 +28,9 @@ from .checks import check_batch_size, check_embeds
 from .cursor import DecodingCursor
 from .decoder import Decoder
 from .encoder import Encoder
+from .loss import shifted_cross_entropy
 from .memory import BiasedMemoryNormalization, MemoryWriter
 from .state import MemformerState
-from .loss import shifted_cross_entropy
 from .stream_lm import StreamLM, StreamOutput, View
 
 # The public name of ``forward``'s result; the class is the stream contract's, shared with the baselines.
