@@ -52,6 +52,8 @@ def test_every_preset_builds_every_model(preset):
     ({"model": "transformer", "method": "mrbp"}, "use --method bptt"),
     ({"ablation": "no-such"}, "unknown ablation"),
     ({"shuffle": "yes"}, "shuffle must be true or false"),
+    ({"compile": 1}, "compile must be true or false"),
+    ({"model": "transformer", "method": "bptt", "compile": True}, "--compile compiles a Memformer's segment step"),
     ({"model_config": {"num_slots": 0}}, "num_slots must be >= 1"),
     ({"precision": "fp8"}, "precision must be one of"),
     ({"bogus": 1}, "unknown training config field(s) bogus"),

@@ -45,6 +45,18 @@ def check_ids(input_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     return input_ids.long()
 
 
+def check_embeds(inputs_embeds: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Embedded inputs (B, N, d_model), B, N >= 1, floating point (``Memformer.forward_embeds``)."""
+    if not isinstance(inputs_embeds, torch.Tensor):
+        raise TypeError(f"inputs_embeds must be a torch.Tensor, got {type(inputs_embeds).__name__}")
+    shape = tuple(inputs_embeds.shape)
+    if inputs_embeds.dim() != 3 or shape[0] < 1 or shape[1] < 1 or shape[2] != d_model:
+        raise ValueError(f"inputs_embeds must have shape (batch, n, d_model={d_model}) with n >= 1, got {shape}")
+    if not inputs_embeds.dtype.is_floating_point:
+        raise ValueError(f"inputs_embeds must be floating point, got dtype {inputs_embeds.dtype}")
+    return inputs_embeds
+
+
 def check_labels(labels: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """Labels with the shape of ``input_ids``; returned as int64."""
     if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:

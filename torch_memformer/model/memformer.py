@@ -24,10 +24,11 @@ from torch import nn
 
 from ..config import MemformerConfig
 from .attention import Rotary
-from .checks import check_batch_size
+from .checks import check_batch_size, check_embeds
 from .cursor import DecodingCursor
 from .decoder import Decoder
 from .encoder import Encoder
+from .loss import shifted_cross_entropy
 from .memory import BiasedMemoryNormalization, MemoryWriter
 from .state import MemformerState
 from .stream_lm import StreamLM, StreamOutput, View
@@ -101,6 +102,37 @@ class Memformer(StreamLM):
             started=torch.zeros(batch_size, dtype=torch.bool, device=device),
         )
 
+    def forward_embeds(
+        self,
+        inputs_embeds: torch.Tensor,
+        *,
+        state: MemformerState | None = None,
+        labels: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> StreamOutput:
+        """``forward`` over already-embedded inputs (B, N, D) instead of token ids.
+
+        The vectors replace ``embedding(input_ids)`` wherever the tokens enter: the encoder of each
+        segment and the decoder's inputs [BOS, s_{t+1}[:-1]] (the BOS vector stays the model's), so
+        ``forward_embeds(embedding(ids))`` equals ``forward(ids)``. ``labels`` and ``reset`` are
+        ``forward``'s. The state keeps the current segment's token *ids* (to encode the segment
+        when it ends), which vectors do not give: the returned state is None unless the call ends
+        at a segment boundary. All rows must sit at one position inside their segment.
+        """
+        embeds_BND = check_embeds(inputs_embeds, self.config.d_model)
+        state = self._begin(embeds_BND, state, reset)
+        if bool((state.position != state.position[0]).any()):
+            raise ValueError("forward_embeds needs every row at the same position inside its segment; "
+                             "read rows that were reset mid-segment separately")
+        logits_BNV, state = self._walk(embeds_BND, state, offset=1, want_state=True)
+        loss = None
+        if labels is not None:
+            if not isinstance(labels, torch.Tensor) or labels.shape != embeds_BND.shape[:2]:
+                got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+                raise ValueError(f"labels must have shape {tuple(embeds_BND.shape[:2])} (batch, tokens), got {got}")
+            loss = shifted_cross_entropy(logits_BNV, labels.long())
+        return StreamOutput(logits=logits_BNV, state=state, loss=loss)
+
     def initial_memory(self) -> torch.Tensor:
         """M_0 = v / ||v|| (decision 5 / spec 1.3): (S, D), a function of the parameters."""
         if not self.config.use_memory:
@@ -119,16 +151,21 @@ class Memformer(StreamLM):
         return h_BTD, memory_BSD
 
     def encode(self, tokens_BT: torch.Tensor, memory_BSD: torch.Tensor) -> torch.Tensor:
-        """Encoder states H (B, T, D) of a segment read with memory M (no write)."""
+        """Encoder states H (B, T, D) of a segment read with memory M (no write). ``tokens_BT``
+        is token ids (B, T) or their embeddings (B, T, D) (``forward_embeds``)."""
         memory_BSD = memory_BSD if self.config.use_memory else None
-        return self.encoder(self.embedding(tokens_BT), memory_BSD, self.rotary)
+        return self.encoder(self._embed(tokens_BT), memory_BSD, self.rotary)
 
     def decode(self, prefix_BT: torch.Tensor, context_BUD: torch.Tensor) -> torch.Tensor:
         """Decoder hidden states (B, T + 1, D) for inputs [BOS, prefix]: output i predicts
-        prefix[:, i] (and output T the token after the prefix)."""
-        bos_B1 = prefix_BT.new_full((prefix_BT.size(0), 1), self.config.bos_token_id)
-        inputs_BT = torch.cat([bos_B1, prefix_BT], dim=1)
-        return self.decoder(self.embedding(inputs_BT), context_BUD, self.rotary)
+        prefix[:, i] (and output T the token after the prefix). ``prefix_BT`` is token ids
+        (B, T) or their embeddings (B, T, D)."""
+        bos_B1 = torch.full((prefix_BT.size(0), 1), self.config.bos_token_id, device=prefix_BT.device)
+        if prefix_BT.dim() == 3:
+            inputs_BTD = torch.cat([self.embedding(bos_B1).to(prefix_BT.dtype), prefix_BT], dim=1)
+        else:
+            inputs_BTD = self.embedding(torch.cat([bos_B1, prefix_BT], dim=1))
+        return self.decoder(inputs_BTD, context_BUD, self.rotary)
 
     def logits_from_hidden(self, hidden_BTD: torch.Tensor) -> torch.Tensor:
         if self.config.tie_embeddings:
@@ -136,6 +173,10 @@ class Memformer(StreamLM):
         return self.lm_head(hidden_BTD)
 
     # ------------------------------------------------------------------ internals
+
+    def _embed(self, tokens_BT: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) vectors of ids (B, T); embeddings (B, T, D) pass through (``forward_embeds``)."""
+        return tokens_BT if tokens_BT.dim() == 3 else self.embedding(tokens_BT)
 
     def _state_shapes(self, state: MemformerState, batch: int) -> dict[str, tuple[int, ...]]:
         length, d = self.config.segment_len, self.config.d_model
@@ -191,7 +232,10 @@ class Memformer(StreamLM):
         in the state, the call brings p .. p + N - 1. ``offset`` 1 predicts positions
         p + 1 .. p + N (forward), 0 predicts p .. p + N - 1 (predict), None predicts nothing
         (advance). A segment is encoded when it completes and its result is needed (by a later
-        prediction in the call, or for the returned state).
+        prediction in the call, or for the returned state). ``input_ids_BN`` may also be
+        embeddings (B, N, D) (``forward_embeds``): the segment's earlier tokens, kept as ids in the
+        state, are embedded to join them, and the returned state is None when the call ends inside
+        a segment (the state cannot keep vectors).
         """
         length = self.config.segment_len
         p, n = int(state.position[0]), input_ids_BN.size(1)
@@ -202,7 +246,8 @@ class Memformer(StreamLM):
             first_pred, last_pred = p + offset, p + n - 1 + offset
             last_segment = max(last_segment, last_pred // length)
         hidden_parts = []
-        segment_BT = state.tokens[:, :p]
+        embedded = input_ids_BN.dim() == 3
+        segment_BT = self.embedding(state.tokens[:, :p]).to(input_ids_BN.dtype) if embedded else state.tokens[:, :p]
         consumed = 0
         for s in range(last_segment + 1):
             start = s * length
@@ -219,9 +264,11 @@ class Memformer(StreamLM):
                 context_BLD, memory_BSD = self.encode_and_write(segment_BT, memory_BSD)
                 segment_BT = input_ids_BN[:, :0]
         logits = None if offset is None else self.logits_from_hidden(torch.cat(hidden_parts, dim=1))
-        if not want_state:
-            return logits, None
         position = segment_BT.size(1)
+        if not want_state or (embedded and position > 0):
+            return logits, None
+        if embedded:
+            segment_BT = state.tokens[:, :0]
         new_state = MemformerState(
             memory=memory_BSD,
             context=context_BLD,

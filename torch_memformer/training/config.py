@@ -35,7 +35,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 # length). The second changes the optimisation from the resumed step on (the run then no longer
 # matches an uninterrupted one, which the trainer logs); the model and data stay as saved.
 RUNTIME_FIELDS = frozenset({
-    "steps", "device", "precision", "threads", "log_every", "eval_every", "eval_batches", "eval_batch_size",
+    "steps", "device", "precision", "threads", "compile", "log_every", "eval_every", "eval_batches", "eval_batch_size",
     "checkpoint_every", "keep_checkpoints",
 })
 OPTIMISER_FIELDS = frozenset({
@@ -112,6 +112,12 @@ class TrainConfig(JsonConfig):
         0, group="optimisation",
         help="CPU threads for PyTorch (default: the idle cores, by the load average; 0: PyTorch's default, one "
              "per core)")
+    # Compiles only the per-segment functions (``compile_step.py``): the stream's input checks read
+    # tensors on the host and stay eager, so the compiled graphs have no break and one compile
+    # serves every segment. It changes float rounding only, so a resumed run may switch it.
+    compile: bool = setting(
+        False, group="optimisation",
+        help="torch.compile the segment step (Memformer only; compiles at the first steps, faster after)")
     # --- reporting
     log_every: int = setting(100, group="reporting", help="steps between progress lines")
     eval_every: int = setting(400, group="reporting", help="steps between validations (0: never)")
@@ -141,6 +147,10 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
         self.data_spec()  # validates the data fields
         check_bool(self, "shuffle")
+        check_bool(self, "compile")
+        if self.compile and self.model != "memformer":
+            raise ValueError(f"--compile compiles a Memformer's segment step; the {self.model} baseline runs eager: "
+                             "drop --compile")
         for name, minimum in (("steps", 1), ("batch_size", 1), ("window", 1), ("warmup_steps", 0), ("seed", 0),
                               ("threads", 0), ("log_every", 1), ("eval_every", 0), ("eval_batches", 0),
                               ("eval_batch_size", 1),

@@ -28,6 +28,7 @@ from torch import nn
 
 from .. import registry, runs
 from ..checkpoint import load_model, save_model
+from ..compile_step import compile_segment_step
 from ..data import TokenizedCorpus, TrainStream, resolve_tokenizer, tokenized_split
 from ..errors import UserError
 from ..evaluate import EvalResult, evaluate
@@ -138,6 +139,8 @@ def _train(config, out_dir, resume, dist_info, device, cache_dir, debug, data) -
         model = registry.build_model(config.model, config.build_model_config(vocab_size=vocab_size))
         model.to(device)
     model.train()
+    if config.compile:
+        compile_segment_step(model)  # after loading: the compiled functions close over these weights
     segment_len = model.config.segment_len
 
     # ---- data: given in memory, or rank 0 tokenizes into the cache first and the other ranks then map it

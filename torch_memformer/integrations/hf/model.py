@@ -17,8 +17,11 @@ the prefix ``memformer.`` (``convert.py`` relies on that). It adds nothing to th
 - ``gradient_checkpointing_enable()`` makes a training forward one ``torch.utils.checkpoint`` per
   segment (only the state between segments and the logits are kept; backward re-runs each
   segment). ``resize_token_embeddings`` to another size is refused before anything changes.
-  ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` are accepted as None only
-  (PEFT passes them).
+  ``output_attentions`` and ``output_hidden_states`` are accepted as None only (PEFT passes them).
+- ``inputs_embeds`` (B, N, D) instead of ``input_ids`` (training, scoring, PEFT): the native
+  ``Memformer.forward_embeds``. The state keeps the current segment's token ids, so it is returned
+  only when the call ends at a segment boundary (else None); padding, gradient checkpointing and
+  ``generate`` take ids only and refuse vectors with that reason.
 - ``generate`` (from ``GenerationMixin``) runs on a ``MemformerCache`` (``cache.py``): the
   memory state plus the decoder's KV cache in the current segment, so each new token costs one
   cached decoder step, as ``stream_generate`` (the native generator) does. Beam search reorders
@@ -164,7 +167,7 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         memformer_state: MemformerState | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
@@ -187,21 +190,28 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         cached decoder step each after the prompt (``cached_forward.py``), and is returned as
         ``cache`` (no loss then); ``logits_to_keep`` K > 0 returns only the last K positions'
         logits (0: all).
-        ``inputs_embeds``, ``output_attentions`` and ``output_hidden_states`` exist because PEFT
-        passes them; only their default (None or False) is accepted.
+        ``inputs_embeds`` (B, N, D) replaces ``input_ids`` (``Memformer.forward_embeds``); the
+        returned state is None unless the call ends at a segment boundary.
+        ``output_attentions`` and ``output_hidden_states`` exist because PEFT passes them; only
+        their default (None or False) is accepted.
         """
         del use_cache
-        if inputs_embeds is not None:
-            raise ValueError("MemformerForCausalLM takes input_ids, not inputs_embeds: the stream state keeps the "
-                             "current segment's token ids, which the encoder embeds when the segment ends")
         if output_attentions or output_hidden_states:
             raise ValueError("MemformerForCausalLM returns neither attentions nor hidden states; leave "
                              "output_attentions and output_hidden_states unset")
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-            raise ValueError("input_ids must be a (batch, tokens) tensor of token ids")
         if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) or logits_to_keep < 0:
             raise ValueError(f"logits_to_keep must be a non-negative integer (0 keeps all), got {logits_to_keep!r}")
         use_dict = self.config.return_dict if return_dict is None else return_dict
+        if inputs_embeds is not None:
+            if input_ids is not None:
+                raise ValueError("pass input_ids or inputs_embeds, not both")
+            self._check_embeds_call(cache, attention_mask)
+            out = self.memformer.forward_embeds(inputs_embeds, state=memformer_state, labels=labels, reset=reset)
+            logits = out.logits[:, -logits_to_keep:] if logits_to_keep else out.logits
+            output = MemformerCausalLMOutput(loss=out.loss, logits=logits, memformer_state=out.state)
+            return output if use_dict else output.to_tuple()
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a (batch, tokens) tensor of token ids")
         if cache is not None:
             if not isinstance(cache, MemformerCache):
                 raise TypeError(f"cache must be a MemformerCache, got {type(cache).__name__}")
@@ -228,6 +238,17 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
             logits = logits[:, -logits_to_keep:]
         output = MemformerCausalLMOutput(loss=loss, logits=logits, memformer_state=state)
         return output if use_dict else output.to_tuple()
+
+    def _check_embeds_call(self, cache: MemformerCache | None, attention_mask: torch.Tensor | None) -> None:
+        """The paths that need token ids refuse vectors, each with its reason."""
+        if cache is not None:
+            raise ValueError("generate takes input_ids, not inputs_embeds: the cache keeps the current segment's "
+                             "token ids, which the encoder embeds when the segment ends")
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("inputs_embeds with padding is not supported; pass unpadded rows (or input_ids)")
+        if self._checkpointing():
+            raise ValueError("gradient checkpointing takes input_ids, not inputs_embeds; call "
+                             "gradient_checkpointing_disable() or pass input_ids")
 
     def _full_forward(
         self, input_ids: torch.Tensor, state: MemformerState | None, attention_mask: torch.Tensor | None
@@ -323,6 +344,7 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         memformer_state: MemformerState | None = None,
         use_cache: bool = True,
         logits_to_keep: int | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """The inputs of one ``generate`` step.
@@ -332,9 +354,12 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
         column. ``generate(..., use_cache=False)`` re-reads the whole sequence every step instead:
         the slow reference the cache is tested against. A starting state for one row per prompt
         is repeated for beams and ``num_return_sequences`` (transformers expands tensors only).
-        Other transformers arguments (``is_first_iteration``, ...) are not needed.
+        Other transformers arguments (``is_first_iteration``, ...) are not needed. ``inputs_embeds``
+        is named only so that generate reaches this one-line refusal instead of its own.
         """
         del kwargs
+        if inputs_embeds is not None:
+            self._check_embeds_call(MemformerCache(), None)
         inputs: dict[str, Any] = {"attention_mask": attention_mask}
         if logits_to_keep is not None:
             inputs["logits_to_keep"] = logits_to_keep
