@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .decoder import LayerCache
+from .decoder_cache import LayerCache
 from .state import MemformerState
 
 if TYPE_CHECKING:

@@ -32,12 +32,13 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, h_BTD: torch.Tensor, memory_BSD: torch.Tensor | None, rotary: Rotary) -> torch.Tensor:
+        # h = h + SelfAttn(LN(h)), bidirectional over the segment (spec 1).
         h_BTD = h_BTD + self.dropout(self.self_attention(self.self_norm(h_BTD), rotary, causal=False))
         if self.reads_memory:
             # Memory read (spec 1.1): tokens are the queries, slots the keys and values.
             read_BTD = self.memory_read(self.read_norm(h_BTD), self.slot_norm(memory_BSD))
             h_BTD = h_BTD + self.dropout(read_BTD)
-        return h_BTD + self.ffn(self.ffn_norm(h_BTD))
+        return h_BTD + self.ffn(self.ffn_norm(h_BTD))  # h = h + FFN(LN(h))
 
 
 class Encoder(nn.Module):
