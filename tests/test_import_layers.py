@@ -113,6 +113,8 @@ def test_no_module_imports_one_that_imports_it_back():
         ("model.memformer", "model.generation"),
         ("model.memformer", "model.stream_lm"),
         ("model.stream_lm", "model.generation"),
+        ("model.memformer", "model.segment_stream"),
+        ("model.decoder", "model.decoder_cache"),
         ("baselines.streaming", "model.stream_lm"),
         ("baselines.transformer_xl", "baselines.streaming"),
         ("data.corpora", "data.hf"),
@@ -122,6 +124,21 @@ def test_named_pairs_do_not_import_each_other(first, second):
     first, second = f"{PACKAGE}.{first}", f"{PACKAGE}.{second}"
     both = second in _imports(first, runtime_only=False) and first in _imports(second, runtime_only=False)
     assert not both, f"{first} and {second} import each other"
+
+
+# The architecture's layers (spec 1) and the stream-side modules beside them (issue 12, item 5).
+ARCHITECTURE_LAYERS = ["model.attention", "model.blocks", "model.encoder", "model.memory", "model.decoder"]
+STREAM_SIDE = ["model.stream_lm", "model.segment_stream", "model.checks", "model.state", "model.cursor",
+               "model.generation", "model.loss"]
+
+
+@pytest.mark.parametrize("layer", ARCHITECTURE_LAYERS)
+def test_the_architecture_layers_import_nothing_of_the_stream(layer):
+    """The layers read as the paper's equations: no input check, state or stream walk inside them
+    (``memformer.py`` subclasses ``segment_stream.SegmentStream``; the layers stay below both)."""
+    imported = _imports(f"{PACKAGE}.{layer}", runtime_only=False)
+    wrong = sorted(name for name in imported if name.removeprefix(f"{PACKAGE}.") in STREAM_SIDE + ["model.memformer"])
+    assert not wrong, f"{layer} imports {wrong}; keep the stream's bookkeeping beside the architecture"
 
 
 # What each low package may import besides itself (docs/architecture.md, "Package map").

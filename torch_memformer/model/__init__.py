@@ -1,5 +1,11 @@
-"""The Memformer architecture: attention, memory, encoder, decoder, the stream, generation, and the
-stream contract (``stream_lm.py``) that the baselines share."""
+"""The Memformer model, in two halves.
+
+The architecture, read top to bottom (spec 1): ``attention.py``, ``blocks.py``, ``encoder.py``,
+``memory.py``, ``decoder.py``, ``memformer.py`` (the segment step), sized by ``../config.py``.
+Beside it, the stream: ``segment_stream.py`` (Memformer's state, restarts and walk over
+segments), ``state.py``, ``decoder_cache.py`` and ``cursor.py`` (cached generation), and the
+contract shared with the baselines: ``stream_lm.py``, ``checks.py``, ``loss.py``,
+``generation.py``."""
 
 from .generation import GenerationOutput
 from .memformer import Memformer, MemformerOutput
