@@ -1,4 +1,4 @@
-"""The tiny Memformer the gradient-engine tests share (tests/test_engines_*.py).
+"""The tiny Memformer the gradient-engine tests share (tests/training/engines/test_engines_*.py).
 
 One place for its sizes, so the engine tests differ only in what they change: small enough
 for float64 comparisons of every gradient in milliseconds, with every part of the segment step

@@ -9,7 +9,7 @@ Profiles (selected with the environment variable HYPOTHESIS_PROFILE, default ``c
 Both derandomize, so a failure in CI reproduces on the next run; the ``long`` profile reseeds
 from the date it is run with ``HYPOTHESIS_SEED`` if you want a different search. No example
 database is written (tests must not leave files behind); a case worth keeping goes into
-``tests/test_fuzz_regressions.py`` as a plain test.
+``tests/fuzz/test_fuzz_regressions.py`` as a plain test.
 """
 
 from __future__ import annotations

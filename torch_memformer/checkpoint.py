@@ -92,7 +92,7 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
     tensors = read_weights(weights_path)
     # The shapes the config implies, from a model on the meta device (no memory): a damaged or
     # hand-edited config.json that describes a huge model is a mismatch here, not a failed
-    # allocation (found by fuzzing config.json, tests/test_fuzz_regressions.py).
+    # allocation (found by fuzzing config.json, tests/fuzz/test_fuzz_regressions.py).
     with torch.device("meta"):
         expected = registry.build_model(name, config).state_dict()
     missing = sorted(set(expected) - set(tensors))

@@ -14,7 +14,7 @@ what runs per segment is compiled, the two pure tensor functions every view call
 Each compiles to one graph with no break (``fullgraph=True`` turns a break into an error) and
 static shapes: the segments of a stream all have one shape, so one compile serves every segment;
 another shape (a partial segment at the start or end of a call, another batch size) compiles
-once more. The plain reference is the same model uncompiled (``tests/test_compile_step.py``).
+once more. The plain reference is the same model uncompiled (``tests/model/test_compile_step.py``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ before it (``Memformer.predict``'s convention); the outputs are the state after 
 (``Memformer.advance``'s). The full ``forward`` does not export (it reads tensors on the host to
 check its input and to walk calls that start or end inside a segment; ``compile_step.py``), and a
 server needs only this step: buffer a stream's tokens until a segment is full. Tested against the
-native views in ``tests/test_export_step.py``.
+native views in ``tests/model/test_export_step.py``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 corpus line), where every way the text can be wrong is a ``json.JSONDecodeError``.
 
 ``json.loads`` itself has two other ways to fail on bad input, both found by fuzzing
-(``tests/test_fuzz_config.py``): arrays or objects nested a few thousand deep raise
+(``tests/fuzz/test_fuzz_config.py``): arrays or objects nested a few thousand deep raise
 ``RecursionError`` (a traceback, not a message), and an integer of more than 4300 digits raises a
 plain ``ValueError`` that names neither the file nor the line. Callers already turn a
 ``JSONDecodeError`` into a message that says where the text came from.

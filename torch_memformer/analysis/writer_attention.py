@@ -14,7 +14,7 @@ tensors the model's public pieces give (``model.encode``):
     m'_i = a_i[0] m_i + sum_j a_i[j] V_x[j],   M_{t+1} = BMN(m')
 
 ``a_i[0]`` is the slot's **self weight**: 1 keeps the slot as it was, 0 replaces it by new content.
-``tests/test_analysis.py`` checks that the memory written from these weights equals the model's
+``tests/analysis/test_analysis.py`` checks that the memory written from these weights equals the model's
 own next memory (``model.encode_and_write``), so the weights are the ones the model used.
 """
 

@@ -17,7 +17,7 @@ BD[i, j] = (q_i + v) . W_kR R_{i-j}. Computing BD naively needs one R row per (i
 (``reference_position_scores``: a gather, written out). The fast path (``relative_shift``) is
 the paper's appendix B trick: multiply (q + v) by W_kR R for every distance U-1 .. 0 once, a
 (T, U) matrix whose column c holds distance U-1-c, then shift row i left by T-1-i so that entry
-(i, j) holds distance C + i - j. ``tests/test_baselines_attention.py`` checks the two agree.
+(i, j) holds distance C + i - j. ``tests/baselines/test_baselines_attention.py`` checks the two agree.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ the graph); it never changes a value.
 Generation steps one token at a time through a cursor: by default ``StateCursor``, which steps
 the state itself with ``read_hidden``; a model whose state is not the cheapest thing to step from
 (Transformer-XL keeps hidden states, a step wants their projected keys) returns its own.
-``tests/test_baselines_stream.py`` checks greedy decoding against argmax of the full forward over
+``tests/baselines/test_baselines_stream.py`` checks greedy decoding against argmax of the full forward over
 the generated text, and the final states against each other.
 """
 

@@ -11,7 +11,7 @@ distance only, so it does not matter how a stream was cut into calls: this is wh
 streaming in pieces equal one call.
 
 ``windowed_attention`` runs scaled_dot_product_attention (``impl="sdpa"``) or the written-out
-formula (``impl="reference"``); ``tests/test_baselines_attention.py`` checks they agree.
+formula (``impl="reference"``); ``tests/baselines/test_baselines_attention.py`` checks they agree.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ SNIFF_BYTES = 64 << 10
 BINARY_SHARE = 0.3
 # What a damaged compressed file raises while it is read: a cut stream ends early (EOFError), a
 # bad checksum or header is an OSError; a damaged deflate stream inside a .gz is zlib.error,
-# which is neither (found by fuzzing, tests/test_fuzz_regressions.py).
+# which is neither (found by fuzzing, tests/fuzz/test_fuzz_regressions.py).
 DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 # How many skipped files a warning names.
 NAMED_SKIPPED = 3

@@ -19,7 +19,7 @@ token of a stream, spec decision 6, and there is no end-of-text token to conditi
   the memory carried (no sliding window, no truncation); the sum of the log-probabilities of every
   token but the first. That is exactly what ``memformer eval`` sums per document, and the shipped
   task ``memformer_bpb`` divides it by the bytes of the same tokens, so the two report the same
-  bits per byte (``tests/test_integration_lm_eval.py``).
+  bits per byte (``tests/integrations/test_integration_lm_eval.py``).
 - ``generate_until(context, gen_kwargs)``: the native generator (KV cache inside a segment,
   memory across segments) in chunks, stopping each row at its first stop string or after
   ``max_gen_toks`` tokens. Greedy unless ``do_sample``. Needs a non-empty context.

@@ -3,7 +3,7 @@
 Shape legend used in this file and the rest of ``model/``:
     B batch, H heads, T query tokens, U key/value positions, S memory slots, D d_model, K head dim.
 
-Both paths compute softmax(q k^T / sqrt(K) + mask) v; ``tests/test_attention.py`` checks that
+Both paths compute softmax(q k^T / sqrt(K) + mask) v; ``tests/model/test_attention.py`` checks that
 they agree, and ``MemformerConfig(attention_impl="reference")`` runs a whole model on the
 reference so the model-level tests can compare the two end to end.
 """

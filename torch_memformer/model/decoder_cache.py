@@ -7,7 +7,7 @@ Shape legend: B batch, H heads, T tokens, U key positions, D d_model, K head dim
 their parameters: the state dict is the decoder's alone. A prefill runs [BOS, tokens 0 .. p - 1]
 from an empty cache; each later step reads one token, with the earlier positions' keys and values
 taken from the cache. The plain ``forward`` is the reference it is tested against
-(``tests/test_generation.py``); ``cursor.py`` drives it.
+(``tests/model/test_generation.py``); ``cursor.py`` drives it.
 """
 
 from __future__ import annotations

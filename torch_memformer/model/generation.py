@@ -3,7 +3,7 @@
 Shape legend: B batch, V vocabulary.
 
 Every stream LM samples through these (``StreamLM.generate`` in ``stream_lm.py`` holds the loop;
-each model's decoding cursor makes a step cheap). ``tests/test_generation.py`` checks the filters
+each model's decoding cursor makes a step cheap). ``tests/model/test_generation.py`` checks the filters
 here and greedy decoding against argmax of the full forward.
 """
 

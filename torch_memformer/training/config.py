@@ -138,9 +138,11 @@ class TrainConfig(JsonConfig):
                 raise ValueError(f"unknown ablation {self.ablation!r}; choose one of {', '.join(registry.ABLATIONS)}")
         if not isinstance(self.model_config, dict):
             raise ValueError(f"model_config must be a JSON object of model fields, got {self.model_config!r}")
-        # Check the model's fields now, before any data is read (vocab_size comes from the tokenizer
-        # later; a stand-in of 256 checks everything else).
-        registry.config_from_dict(self.model, {"vocab_size": 256, **self.model_config})
+        # The model's fields are validated here, once, by the chosen model's own config class (the
+        # registry's), so a bad field fails before any data is read, with that class's message
+        # naming it. The ablation is applied here too. ``build_model_config`` reuses the result and
+        # only sets the vocabulary, which is known once the tokenizer (or the corpus) is.
+        object.__setattr__(self, "_checked_model_config", self._check_model_config())
         if not isinstance(self.tokenizer, str) or not self.tokenizer:
             raise ValueError(f"tokenizer must be 'byte' or a tokenizer directory, got {self.tokenizer!r}")
         if self.data_format not in DATA_FORMATS:
@@ -190,20 +192,29 @@ class TrainConfig(JsonConfig):
                         hf_config=self.hf_config, valid_fraction=self.valid_fraction,
                         test_fraction=self.test_fraction, allow_binary=self.allow_binary)
 
+    def _check_model_config(self) -> Any:
+        """``model_config`` over the model's class defaults, the ablation applied: the one place the
+        model's fields are validated. Until the tokenizer is known, vocab_size is the one given or
+        the class default; ``build_model_config`` sets the real one."""
+        config = registry.config_from_dict(self.model, self.model_config)
+        if self.ablation is not None:
+            config = registry.apply_ablation(config, self.ablation)
+        return config
+
     def build_model_config(self, *, vocab_size: int) -> Any:
         """The model's validated config: ``model_config`` over the class defaults, the ablation
         applied, and ``vocab_size`` from the tokenizer unless given (it may only be larger)."""
-        values = dict(self.model_config)
-        given = values.setdefault("vocab_size", vocab_size)
-        config = registry.config_from_dict(self.model, values)
+        config = self._checked_model_config
+        given = self.model_config.get("vocab_size")
+        if given is None:
+            # The class checks the tokenizer's vocabulary as it would a given one (vocab_size >= 2).
+            return config.replace(vocab_size=vocab_size)
         if given < vocab_size:
             raise ValueError(
                 f"model_config sets vocab_size {given}, smaller than the tokenizer's {vocab_size}: token ids "
                 f"{given}..{vocab_size - 1} would be outside the model's vocabulary; drop vocab_size from the "
                 "model config (it is taken from the tokenizer)"
             )
-        if self.ablation is not None:
-            config = registry.apply_ablation(config, self.ablation)
         return config
 
 

@@ -11,7 +11,7 @@ every ``checkpoint_every`` steps and at the end, and a clean stop on Ctrl-C.
 
 Everything that decides the numbers of step s + 1 (weights, AdamW moments, the stream position,
 the carried state, the random generators) is in the checkpoint of step s, so a resumed run
-computes the same losses as an uninterrupted one (``tests/test_training_resume.py``).
+computes the same losses as an uninterrupted one (``tests/training/test_training_resume.py``).
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class ThreadChoice:
 def check_threads(threads: int) -> None:
     """``--threads N`` may be at most the machine's cores: more threads than cores only wait on
     each other, and a count in the millions crashed PyTorch with a segmentation fault (found by
-    fuzzing the command line, tests/test_fuzz_regressions.py)."""
+    fuzzing the command line, tests/fuzz/test_fuzz_regressions.py)."""
     cores = os.cpu_count() or 1
     if threads > cores:
         raise ValueError(f"--threads must be at most {cores}, the CPU cores of this machine, got {threads}")

@@ -20,7 +20,7 @@ from .. import registry
 
 # One dict per preset: "train" holds TrainConfig fields; "models" (added below from the
 # registry) the model config fields of each registry model; vocab_size always comes from the
-# tokenizer. Every registry model has fields for every preset (tests/test_baselines_registry.py).
+# tokenizer. Every registry model has fields for every preset (tests/baselines/test_baselines_registry.py).
 _TRAINING: dict[str, dict[str, Any]] = {
     # A few seconds; for tests and for checking an installation. Learns almost nothing.
     "tiny": {

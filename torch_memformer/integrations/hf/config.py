@@ -2,7 +2,7 @@
 
 The fields, their defaults and their validation are ``MemformerConfig``'s: ``__post_init__`` builds
 one (so a bad value fails here with the same message) and ``to_memformer_config`` hands it to the
-native model. ``tests/test_integration_hf.py`` checks the two field lists cannot drift apart.
+native model. ``tests/integrations/test_integration_hf.py`` checks the two field lists cannot drift apart.
 
 Written in the transformers 5 style (annotated class attributes; the base class turns the class
 into a keyword-only dataclass).

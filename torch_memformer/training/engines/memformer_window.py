@@ -5,7 +5,7 @@ Shape legend: B batch, N tokens in the window.
 It trains a Memformer, or any model that implements the step contract (``step_contract.py``).
 
 This file checks the user's input, builds the window plan (``window_plan.py``) and dispatches to
-an engine. The three engines compute the same gradients (``tests/test_engines_equivalence.py``);
+an engine. The three engines compute the same gradients (``tests/training/engines/test_engines_equivalence.py``);
 they differ in memory and speed (``benchmarks/mrbp_memory.py``, ``docs/results.md``).
 """
 

@@ -22,7 +22,7 @@ tokens. A unit "-1" decodes chunk 0 against the incoming state's context and has
    local_loss_{j+1} + <M_{j+1}', g> in one backward; g = m.grad goes one segment back.
 
 The parameters' gradients are the sum of all the backwards: exactly BPTT's (``bptt.py``), which
-``tests/test_engines_equivalence.py`` checks in float64. Live memory is the J memories plus one
+``tests/training/engines/test_engines_equivalence.py`` checks in float64. Live memory is the J memories plus one
 unit's activations; the extra compute is one encoder + writer forward for J - 1 segments.
 
 Randomness: encoders draw from the generator stream of step 1 (replayed per segment), decoders

@@ -5,7 +5,7 @@ Shape legend: B batch, N tokens in a call, V vocabulary.
 The engines never look inside the model. They call exactly the methods below and read exactly the
 state fields below, so any recurrent-memory model that implements them trains with MRBP,
 gradient checkpointing or BPTT and gets the same gradients from all three (``Memformer`` is one;
-``tests/test_engines_step_contract.py`` trains a memory-token model written in the test).
+``tests/training/engines/test_engines_step_contract.py`` trains a memory-token model written in the test).
 
 What MRBP needs beyond the method signatures (spec 2; ``mrbp.py``) is stated on each method:
 the stream is cut into segments of ``config.segment_len`` tokens, and everything a segment
@@ -60,7 +60,7 @@ class StepModel(Protocol):
     from the global generators, which MRBP replays (``rng.py``). ``reset`` (B,) bool, or None,
     starts those rows as fresh streams before the call's first token.
 
-    Requirements MRBP's exactness rests on (``tests/test_engines_step_contract.py`` checks them
+    Requirements MRBP's exactness rests on (``tests/training/engines/test_engines_step_contract.py`` checks them
     against BPTT for a non-Memformer model):
 
     1. ``advance`` from a state at position 0 reads only its ``memory`` (and ``started``):

@@ -24,7 +24,7 @@ from torch_memformer.integrations.hf.remote_code import AUTO_MAP  # noqa: E402
 
 from conftest import tiny_model  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ids_of(batch: int, length: int, seed: int = 0) -> torch.Tensor:

@@ -17,7 +17,7 @@ from train_support import make_corpus, train_losses
 def test_compiled_training_and_evaluation_match_eager(tmp_path, capsys, monkeypatch):
     # The flags' wiring is what is tested here, so the graphs are traced (forward and backward, as
     # inductor gets them) but not code-generated: inductor's kernels would cost minutes of CPU,
-    # and tests/test_compile_step.py checks them against eager.
+    # and tests/model/test_compile_step.py checks them against eager.
     compiled_functions = []
     real_compile = torch.compile
 

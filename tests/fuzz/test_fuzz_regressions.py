@@ -1,4 +1,4 @@
-"""Plain tests for the bugs fuzzing found (tests/test_fuzz_*.py), so each case is kept whatever
+"""Plain tests for the bugs fuzzing found (tests/fuzz/test_fuzz_*.py), so each case is kept whatever
 hypothesis's search does next time. Each one failed on main before its fix: a traceback, a crash
 or a message that was not one line."""
 

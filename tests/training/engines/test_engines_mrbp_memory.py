@@ -96,7 +96,7 @@ def test_a_window_with_a_memory_gradient_allocates_nothing_for_good() -> None:
         """
     )
     # The child imports this checkout's package, not whichever one the environment installed.
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[3])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr

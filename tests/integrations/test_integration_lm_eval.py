@@ -168,7 +168,7 @@ def test_registering_memformer_keeps_lm_evals_own_models():
     script = ("import torch_memformer.integrations.lm_eval\n"
               "from lm_eval.api.registry import get_model\n"
               "print(get_model('hf').__name__, get_model('memformer').__name__, get_model('dummy').__name__)\n")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["HFLM", "MemformerLM", "DummyLM"]

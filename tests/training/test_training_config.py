@@ -72,6 +72,38 @@ def test_vocab_size_comes_from_the_tokenizer_and_may_only_grow():
     assert ablated.use_memory is False
 
 
+@pytest.mark.parametrize("model, model_config, ablation", [
+    ("memformer", {}, None),
+    ("memformer", {"d_model": 48, "num_heads": 4, "segment_len": 5}, "slots-1"),
+    ("memformer", {"vocab_size": 400}, "no-memory"),
+    ("transformer-xl", {"d_model": 32, "num_heads": 2, "mem_len": 7}, None),
+    ("transformer", {"vocab_size": 300, "num_layers": 1}, None),
+])
+def test_the_model_config_is_validated_once_and_builds_what_the_fields_say(monkeypatch, model, model_config,
+                                                                          ablation):
+    # The reference: what the fields say, built directly from the registry with the real vocabulary.
+    vocab_size = 300
+    expected = registry.config_from_dict(model, {"vocab_size": vocab_size, **model_config})
+    if ablation is not None:
+        expected = registry.apply_ablation(expected, ablation)
+    calls = []
+    original = registry.config_from_dict
+    monkeypatch.setattr(registry, "config_from_dict", lambda *a, **k: calls.append(a) or original(*a, **k))
+    config = TrainConfig(model=model, model_config=model_config, ablation=ablation)
+    assert len(calls) == 1  # at construction, before any data is read
+    assert config.build_model_config(vocab_size=vocab_size) == expected
+    assert config.build_model_config(vocab_size=vocab_size) == expected
+    assert len(calls) == 1  # building reuses it: only the vocabulary is set
+    # train_config.json keeps the fields as given, nothing derived from the validation.
+    assert config.to_dict()["model_config"] == model_config
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_bad_vocabulary_from_the_data_is_refused_by_the_model_class():
+    with pytest.raises(ValueError, match="vocab_size must be >= 2, got 1"):
+        TrainConfig().build_model_config(vocab_size=1)
+
+
 def test_a_resume_may_change_runtime_and_optimiser_settings_only():
     saved = resolve_config(flag_values={"preset": "tiny"})
     changed = resume_config(saved, {"steps": 20, "device": "cpu", "lr": 1e-4, "eval_every": 3, "preset": "tiny",

@@ -3,7 +3,7 @@
 Each test puts a malicious pickle (unpickling it creates a marker file) in place of one kind of
 file the project reads from users, checks that reading is refused with a clear error, and that
 the marker was never created. The native weights (model.safetensors) are covered in
-tests/test_checkpoint.py; this file covers everything else: config, tokenizer files, training
+tests/checkpoints/test_checkpoint.py; this file covers everything else: config, tokenizer files, training
 state, the token cache, JSON config files, corpus files, and Hugging Face directories.
 """
 
