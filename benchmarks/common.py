@@ -4,6 +4,8 @@ exact command; and where results go (``benchmarks/results/<name>.json`` + ``.png
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 # The machine description and process memory live in the library now (``memformer bench`` uses
@@ -15,9 +17,10 @@ from torch_memformer.experiments.common.machine import (
     peak_rss_bytes,
 )
 
-__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "write_json"]
+__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "run_memformer", "write_json"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = RESULTS.parent.parent
 
 
 def write_json(name: str, data: dict) -> Path:
@@ -25,3 +28,14 @@ def write_json(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def run_memformer(command: list[str], *, capture: bool = False) -> str:
+    """Run a ``memformer ...`` user command (as ``python -m torch_memformer`` of this interpreter,
+    from the repository root), echoing it; its stdout when ``capture``. Exits on failure."""
+    exe = [sys.executable, "-m", "torch_memformer", *command[1:]]
+    print("$", " ".join(command), flush=True)
+    completed = subprocess.run(exe, cwd=REPO, text=True, stdout=subprocess.PIPE if capture else None)
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {completed.returncode}")
+    return completed.stdout or ""

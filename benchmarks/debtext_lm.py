@@ -19,12 +19,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, environment, write_json
+from common import RESULTS, environment, run_memformer, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,11 +48,11 @@ def main() -> None:
     record["load_before"] = os.getloadavg()
     if not args.skip_train:
         start = time.perf_counter()
-        _run(train_cmd)
+        run_memformer(train_cmd)
         record["train_wall_seconds"] = time.perf_counter() - start
         record["load_after_train"] = os.getloadavg()
     start = time.perf_counter()
-    result = json.loads(_run(eval_cmd, capture=True).strip().splitlines()[-1])
+    result = json.loads(run_memformer(eval_cmd, capture=True).strip().splitlines()[-1])
     record["eval_wall_seconds"] = time.perf_counter() - start
     record["load_after_eval"] = os.getloadavg()
     record["eval"] = result
@@ -84,14 +82,6 @@ def main() -> None:
     print(f"valid: {carried['bits_per_byte']:.4f} bits/byte with memory"
           + (f", {reset['bits_per_byte']:.4f} with the memory reset every segment" if reset else ""))
 
-
-def _run(command: list[str], *, capture: bool = False) -> str:
-    exe = [sys.executable, "-m", "torch_memformer", *command[1:]]
-    print("$", " ".join(command), flush=True)
-    completed = subprocess.run(exe, cwd=REPO, text=True, stdout=subprocess.PIPE if capture else None)
-    if completed.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {completed.returncode}")
-    return completed.stdout or ""
 
 
 def _plot(record: dict, path: Path) -> None:

@@ -20,14 +20,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, environment, write_json
+from common import RESULTS, environment, run_memformer, write_json
 
-REPO = Path(__file__).resolve().parents[1]
 NAME = "memory_by_distance"
 
 
@@ -47,7 +44,7 @@ def main() -> None:
         command = ["memformer", "eval", "--checkpoint", checkpoint, "--split", "valid", "--json", "--by-distance",
                    "--batch-size", "8", *([] if args.threads is None else ["--threads", str(args.threads)])]
         load_before, start = os.getloadavg(), time.perf_counter()
-        result = json.loads(_run(command).strip().splitlines()[-1])
+        result = json.loads(run_memformer(command, capture=True).strip().splitlines()[-1])
         record["runs"].append({"command": " ".join(command), "load_before": load_before,
                                "load_after": os.getloadavg(), "wall_seconds": time.perf_counter() - start,
                                "eval": result})
@@ -76,14 +73,6 @@ def summarise(evals: list[dict]) -> list[dict]:
                      "worth": worth, "worth_mean": statistics.mean(worth)})
     return rows
 
-
-def _run(command: list[str]) -> str:
-    exe = [sys.executable, "-m", "torch_memformer", *command[1:]]
-    print("$", " ".join(command), flush=True)
-    completed = subprocess.run(exe, cwd=REPO, text=True, stdout=subprocess.PIPE)
-    if completed.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {completed.returncode}")
-    return completed.stdout
 
 
 def _plot(record: dict, path: Path) -> None:
