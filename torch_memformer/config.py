@@ -22,7 +22,7 @@ ForgettingForm = Literal["polar", "vector"]
 # ``registry.config_from_saved`` fills these in for saved configs that lack the field, so old
 # checkpoints load and compute exactly as before; a config written by hand gets the defaults.
 LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none",
-                                  "forgetting_form": "vector"}
+                                  "forgetting_form": "vector", "read_null_slot": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +64,10 @@ class MemformerConfig(JsonConfig):
     # How v_i is learned (decision 15): "polar" holds a direction and a log-norm, so the
     # forgetting rate ||v_i|| moves only where the gradient pushes it; "vector" holds v_i itself.
     forgetting_form: ForgettingForm = "polar"
+    # One learned vector, never written, that every encoder layer's memory read may attend to
+    # besides the slots (decision 17): a token can read "nothing" without the writer having to
+    # keep a slot constant for it. Ignored without memory (use_memory=False).
+    read_null_slot: bool = False
     # Positions between the decoder and the previous segment it attends to: "rotary" rotates the
     # decoder's cross-attention with encoder positions 0..L-1 and decoder positions L..2L-1
     # (decision 1); "none" leaves it position-free (the models before it).
@@ -106,7 +110,7 @@ class MemformerConfig(JsonConfig):
         check_float(self, "forgetting_init_norm", low=0.0, low_open=True)
         check_choice(self, "context_positions", ("rotary", "none"))
         check_choice(self, "forgetting_form", ("polar", "vector"))
-        for name in ("forgetting", "use_memory", "tie_embeddings"):
+        for name in ("forgetting", "use_memory", "read_null_slot", "tie_embeddings"):
             check_bool(self, name)
         check_choice(self, "write_heads", ("multi", "single"))
         check_choice(self, "attention_impl", ("sdpa", "reference"))

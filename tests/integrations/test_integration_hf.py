@@ -174,6 +174,28 @@ def test_spread_write_heads_round_trip_through_save_pretrained(tmp_path):
     assert torch.equal(loaded(ids).logits, converted(ids).logits)
 
 
+def test_the_null_slot_round_trips_through_save_pretrained_and_its_absence_is_refused(tmp_path):
+    # Decision 17's switch is a bool in config.json, its vectors are weights; a config that asks
+    # for them without them would start them at random, silently.
+    import json
+
+    native = tiny_model(seed=6, vocab_size=256, read_null_slot=True)
+    converted = from_native(native)
+    converted.save_pretrained(tmp_path / "m")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert loaded.config.read_null_slot is True
+    with torch.no_grad():
+        for parameter in loaded.parameters():
+            parameter.data = parameter.data.clone()  # aligned copies, as above
+    ids = ids_of(2, 19, seed=4)
+    assert torch.equal(loaded(ids).logits, converted(ids).logits)
+    from_native(tiny_model(seed=6, vocab_size=256, read_null_slot=False)).save_pretrained(tmp_path / "plain")
+    config_path = tmp_path / "plain" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "read_null_slot": True}))
+    with pytest.raises(ValueError, match="no null-slot weights"):
+        MemformerForCausalLM.from_pretrained(tmp_path / "plain")
+
+
 def test_a_directory_converted_before_forgetting_form_is_refused_with_the_fix(tmp_path):
     # Such a directory holds the forgetting bias as one vector and no forgetting_form in its
     # config.json; loading it as today's default ("polar") would start v from scratch silently.

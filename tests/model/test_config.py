@@ -36,6 +36,7 @@ def test_json_round_trip(tmp_path):
         (dict(write_keep_init=[0.5, 0.9]), r"write_keep_init must be a finite number"),
         (dict(forgetting_init_norm=0), r"forgetting_init_norm must be > 0"),
         (dict(context_positions="absolute"), r"context_positions must be one of 'rotary', 'none'"),
+        (dict(read_null_slot=1), r"read_null_slot must be true or false"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -61,3 +62,5 @@ def test_new_switches_round_trip_through_json():
     assert MemformerConfig.from_json(again.to_json()).write_keep_init == 0.75
     spread = MemformerConfig(write_keep_init="spread")
     assert MemformerConfig.from_json(spread.to_json()) == spread
+    flipped = MemformerConfig(read_null_slot=not MemformerConfig().read_null_slot)
+    assert MemformerConfig.from_json(flipped.to_json()) == flipped

@@ -27,6 +27,10 @@ class EncoderLayer(nn.Module):
             # or they would be tiny next to the token states.
             self.slot_norm = nn.LayerNorm(d, eps=eps)
             self.memory_read = CrossAttention(d, config.num_heads, config.dropout, config.attention_impl)
+            # Decision 17: a learned key/value source after the slots, never written, so a read
+            # that wants nothing from memory has somewhere to go. Not LayerNormed: its scale is
+            # learned directly (small at the start, so it begins as a weak extra key).
+            self.null_slot = nn.Parameter(torch.randn(d) * config.init_std) if config.read_null_slot else None
         self.ffn_norm = nn.LayerNorm(d, eps=eps)
         self.ffn = FeedForward(d, config.d_ff, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
@@ -36,9 +40,17 @@ class EncoderLayer(nn.Module):
         h_BTD = h_BTD + self.dropout(self.self_attention(self.self_norm(h_BTD), rotary, causal=False))
         if self.reads_memory:
             # Memory read (spec 1.1): tokens are the queries, slots the keys and values.
-            read_BTD = self.memory_read(self.read_norm(h_BTD), self.slot_norm(memory_BSD))
+            read_BTD = self.memory_read(self.read_norm(h_BTD), self.read_source(memory_BSD))
             h_BTD = h_BTD + self.dropout(read_BTD)
         return h_BTD + self.ffn(self.ffn_norm(h_BTD))  # h = h + FFN(LN(h))
+
+    def read_source(self, memory_BSD: torch.Tensor) -> torch.Tensor:
+        """What the memory read attends to: the LayerNormed slots, then the null slot if any."""
+        source_BSD = self.slot_norm(memory_BSD)
+        if self.null_slot is None:
+            return source_BSD
+        null_B1D = self.null_slot.to(source_BSD.dtype).expand(source_BSD.size(0), 1, -1)
+        return torch.cat([source_BSD, null_B1D], dim=1)
 
 
 class Encoder(nn.Module):
