@@ -15,7 +15,7 @@ as field overrides and ``apply_ablation`` applies one to a base config.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeAlias
 
 from torch import nn
 
@@ -24,6 +24,9 @@ from .baselines.presets import TRANSFORMER_PRESETS, TRANSFORMER_XL_PRESETS
 from .config import LEGACY_VALUES, MemformerConfig
 from .model import Memformer
 from .model.presets import MEMFORMER_PRESETS
+
+# The config of any registered model: what ``config_from_dict`` returns and ``build_model`` takes.
+ModelConfig: TypeAlias = MemformerConfig | TransformerXLConfig | TransformerConfig
 
 MODEL_TYPE_KEY = "model_type"
 DEFAULT_MODEL_TYPE = "memformer"
@@ -84,7 +87,7 @@ def model_type(config_or_model: Any) -> str:
     raise ValueError(f"{type(config_or_model).__name__} is not a registered model or config")
 
 
-def config_from_dict(name: str, values: dict[str, Any]) -> Any:
+def config_from_dict(name: str, values: dict[str, Any]) -> ModelConfig:
     """The validated config of model ``name`` from a dict of its fields.
 
     A ``model_type`` key is allowed (a saved config) but must name the same model.
@@ -99,12 +102,12 @@ def config_from_dict(name: str, values: dict[str, Any]) -> Any:
     return config_class.from_dict(values)
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
+def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     """The config's fields plus its ``model_type``: what a checkpoint saves."""
     return {MODEL_TYPE_KEY: model_type(config), **config.to_dict()}
 
 
-def config_from_saved(values: dict[str, Any]) -> Any:
+def config_from_saved(values: dict[str, Any]) -> ModelConfig:
     """The config a checkpoint saved with ``config_to_dict`` (no ``model_type`` = Memformer)."""
     if not isinstance(values, dict):
         raise ValueError(f"a saved config must be a JSON object, got {type(values).__name__}")
@@ -115,7 +118,7 @@ def config_from_saved(values: dict[str, Any]) -> Any:
     return config_from_dict(name, values)
 
 
-def build_model(name: str, config: Any) -> nn.Module:
+def build_model(name: str, config: ModelConfig | dict[str, Any]) -> nn.Module:
     """A fresh model ``name`` from its config (an instance of its config class, or a dict)."""
     entry = spec(name)
     if isinstance(config, dict):

@@ -54,7 +54,9 @@ def test_every_preset_builds_every_model(preset):
     ({"shuffle": "yes"}, "shuffle must be true or false"),
     ({"compile": 1}, "compile must be true or false"),
     ({"model": "transformer", "method": "bptt", "compile": True}, "--compile compiles a Memformer's segment step"),
-    ({"model_config": {"num_slots": 0}}, "num_slots must be >= 1"),
+    # A model field's error names the field and where model fields are set.
+    ({"model_config": {"num_slots": 0}}, "model_config: num_slots must be >= 1, got 0 (set model fields with "
+                                         "--model-config or the config file's model_config)"),
     ({"precision": "fp8"}, "precision must be one of"),
     ({"bogus": 1}, "unknown training config field(s) bogus"),
 ])

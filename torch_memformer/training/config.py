@@ -5,7 +5,9 @@ Config flows one way (style principle 4):
     TrainConfig defaults  <  preset (``presets.py``)  <  --config FILE  <  command-line flags
 
 ``resolve_config`` merges those layers; ``model_config`` holds fields of the chosen model's own
-config class and merges key by key. The result is saved in every checkpoint
+config class and merges key by key (saved as given, so a resumed run keeps taking its vocabulary
+from the tokenizer); ``TrainConfig.model_settings`` is those fields as that class, typed and
+validated once, when the ``TrainConfig`` is made. The result is saved in every checkpoint
 (``trainer_state.json``), so ``--resume`` rebuilds the same run. On resume flags may change only
 the fields in ``RESUMABLE_FIELDS``: where the run trains and how it reports, and the optimiser's
 settings (lowering the learning rate after a divergence is the usual reason to resume with a
@@ -16,6 +18,7 @@ that changes them is refused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -136,13 +139,10 @@ class TrainConfig(JsonConfig):
                 )
             if not isinstance(self.ablation, str) or self.ablation not in registry.ABLATIONS:
                 raise ValueError(f"unknown ablation {self.ablation!r}; choose one of {', '.join(registry.ABLATIONS)}")
-        if not isinstance(self.model_config, dict):
-            raise ValueError(f"model_config must be a JSON object of model fields, got {self.model_config!r}")
         # The model's fields are validated here, once, by the chosen model's own config class (the
-        # registry's), so a bad field fails before any data is read, with that class's message
-        # naming it. The ablation is applied here too. ``build_model_config`` reuses the result and
-        # only sets the vocabulary, which is known once the tokenizer (or the corpus) is.
-        object.__setattr__(self, "_checked_model_config", self._check_model_config())
+        # registry's), so a bad field fails before any data is read. ``build_model_config`` reuses
+        # the result and only sets the vocabulary, known once the tokenizer (or the corpus) is.
+        self.model_settings  # noqa: B018 (computing the cached property is the validation)
         if not isinstance(self.tokenizer, str) or not self.tokenizer:
             raise ValueError(f"tokenizer must be 'byte' or a tokenizer directory, got {self.tokenizer!r}")
         if self.data_format not in DATA_FORMATS:
@@ -192,19 +192,30 @@ class TrainConfig(JsonConfig):
                         hf_config=self.hf_config, valid_fraction=self.valid_fraction,
                         test_fraction=self.test_fraction, allow_binary=self.allow_binary)
 
-    def _check_model_config(self) -> Any:
-        """``model_config`` over the model's class defaults, the ablation applied: the one place the
-        model's fields are validated. Until the tokenizer is known, vocab_size is the one given or
-        the class default; ``build_model_config`` sets the real one."""
-        config = registry.config_from_dict(self.model, self.model_config)
+    @functools.cached_property
+    def model_settings(self) -> registry.ModelConfig:
+        """``model_config`` as the chosen model's typed config: its class defaults for the fields
+        not given, the ablation applied, validated by that class. Its vocab_size is the one given,
+        else the class default until ``build_model_config`` sets the tokenizer's.
+
+        Computed once per ``TrainConfig`` (at construction; a cached property, so it is neither a
+        field nor saved: ``train_config.json`` keeps ``model_config`` as the fields given). A bad
+        field raises one ValueError that names it and where to fix it."""
+        if not isinstance(self.model_config, dict):
+            raise ValueError(f"model_config must be a JSON object of model fields, got {self.model_config!r}")
+        try:
+            config = registry.config_from_dict(self.model, self.model_config)
+        except ValueError as error:
+            raise ValueError(f"model_config: {error} (set model fields with --model-config or the config file's "
+                             "model_config)") from None
         if self.ablation is not None:
             config = registry.apply_ablation(config, self.ablation)
         return config
 
-    def build_model_config(self, *, vocab_size: int) -> Any:
+    def build_model_config(self, *, vocab_size: int) -> registry.ModelConfig:
         """The model's validated config: ``model_config`` over the class defaults, the ablation
         applied, and ``vocab_size`` from the tokenizer unless given (it may only be larger)."""
-        config = self._checked_model_config
+        config = self.model_settings
         given = self.model_config.get("vocab_size")
         if given is None:
             # The class checks the tokenizer's vocabulary as it would a given one (vocab_size >= 2).
