@@ -38,6 +38,7 @@ from ...evaluate import score_segment
 from ...training import InMemoryData, TrainConfig
 from . import report
 from .arguments import add_jobs_argument, add_steps_and_seeds_arguments, int_list
+from .comparison_plan import ComparisonPlan
 from .machine import environment
 from .matching import matched_transformer_xl, state_bytes_per_row
 from .models import parameter_count
@@ -72,28 +73,17 @@ class Experiment:
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(ComparisonPlan):
+    """One memory-task run: the task, the training gaps and the test, over ``ComparisonPlan``'s
+    sizes and training recipe."""
+
     task: Any  # RecallTask, CopyTask or TrackingTask: ``documents`` and ``training_documents``
-    d_model: int
-    num_heads: int
-    d_ff: int
-    encoder_layers: int
-    decoder_layers: int
-    num_slots: int
-    baseline_layers: int
     max_train_gap: int
     curriculum_hold: float  # share of training with G = 0 only (data.recall.curriculum_gaps)
     curriculum_ramp: float  # share over which the largest G grows to max_train_gap
-    steps: int
-    batch_size: int
-    window: int  # segments per training window
-    lr: float
-    warmup_steps: int
     test_gaps: tuple[int, ...]
     test_documents: int
-    seeds: tuple[int, ...]
     models: tuple[str, ...]
-    jobs: int
     # MemformerConfig fields changed from the library's defaults (ablations), as (name, value) pairs.
     memformer_changes: tuple[tuple[str, Any], ...] = ()
 
@@ -165,12 +155,10 @@ def plan_from_args(experiment: Experiment, args: argparse.Namespace) -> Plan:
 
 
 def model_config(plan: Plan, name: str) -> dict[str, Any]:
-    shared = dict(vocab_size=plan.task.vocab_size, d_model=plan.d_model, num_heads=plan.num_heads, d_ff=plan.d_ff,
-                  segment_len=plan.task.segment_len)
+    sizes = dict(vocab_size=plan.task.vocab_size, segment_len=plan.task.segment_len)
     if name in ("memformer", "no-memory"):
-        return dict(shared, num_encoder_layers=plan.encoder_layers, num_decoder_layers=plan.decoder_layers,
-                    num_slots=plan.num_slots, **dict(plan.memformer_changes))
-    return matched_transformer_xl(model_config(plan, "memformer"), dict(shared, num_layers=plan.baseline_layers),
+        return dict(plan.memformer_fields(**sizes), **dict(plan.memformer_changes))
+    return matched_transformer_xl(model_config(plan, "memformer"), plan.baseline_fields(**sizes),
                                   vocab_size=plan.task.vocab_size)
 
 
@@ -178,8 +166,7 @@ def train_config(plan: Plan, name: str, *, seed: int, threads: int) -> TrainConf
     return experiment_train_config(
         model="transformer-xl" if name == "transformer-xl" else "memformer",
         ablation="no-memory" if name == "no-memory" else None,
-        model_config=model_config(plan, name), data="in-memory: synthetic recall", steps=plan.steps,
-        batch_size=plan.batch_size, window=plan.window, lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed,
+        model_config=model_config(plan, name), data="in-memory: synthetic recall", **plan.recipe(), seed=seed,
         threads=threads, log_every=max(1, plan.steps // 5), shuffle=False,
     )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..common.comparison_plan import ComparisonPlan
+
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
@@ -35,30 +37,16 @@ WORSE_THAN_FULL = ("temperature-1", "no-forgetting", "single-head-write")
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
-    """What one run trains and scores; ``DEFAULT`` and ``QUICK`` below, flags override some."""
+class Plan(ComparisonPlan):
+    """What one run trains and scores; ``DEFAULT`` and ``QUICK`` below, flags override some. The
+    sizes and the training recipe are ``ComparisonPlan``'s."""
 
-    d_model: int
-    num_heads: int
-    d_ff: int
-    encoder_layers: int
-    decoder_layers: int
-    num_slots: int
-    baseline_layers: int
     segment_len: int
     held_out: int
     # Train on the first this-many training images (None: all); the quick run uses a few.
     train_images: int | None
-    steps: int
-    batch_size: int
-    window: int  # segments per training window
-    lr: float
-    warmup_steps: int
     eval_batch_size: int
-    seeds: tuple[int, ...]
     variants: tuple[str, ...]
-    # Training runs at a time (each in a fresh process, on ``--threads`` threads); 1: in this process.
-    jobs: int
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]

@@ -19,25 +19,23 @@ from .plan import VARIANTS, Plan
 
 def model_config(plan: Plan, name: str) -> dict[str, Any]:
     """The model_config fields of variant ``name`` (its ablation is applied by the trainer)."""
-    shared = dict(vocab_size=GREY_LEVELS, d_model=plan.d_model, num_heads=plan.num_heads, d_ff=plan.d_ff,
-                  segment_len=plan.segment_len)
+    sizes = dict(vocab_size=GREY_LEVELS, segment_len=plan.segment_len)
     model = VARIANTS[name].model
     if model == "memformer":
-        return dict(shared, num_encoder_layers=plan.encoder_layers, num_decoder_layers=plan.decoder_layers,
-                    num_slots=plan.num_slots)
+        return plan.memformer_fields(**sizes)
     if model == "transformer-xl":
-        return matched_transformer_xl(model_config(plan, "memformer"), dict(shared, num_layers=plan.baseline_layers),
+        return matched_transformer_xl(model_config(plan, "memformer"), plan.baseline_fields(**sizes),
                                       vocab_size=GREY_LEVELS)
     # The plain Transformer's window covers a whole image (and the state resets between images).
-    return dict(shared, num_layers=plan.baseline_layers, context_len=PIXELS_PER_IMAGE)
+    return dict(plan.baseline_fields(**sizes), context_len=PIXELS_PER_IMAGE)
 
 
 def train_config(plan: Plan, name: str, *, seed: int, threads: int) -> TrainConfig:
     variant = VARIANTS[name]
     return experiment_train_config(
         model=variant.model, ablation=variant.ablation, model_config=model_config(plan, name),
-        data="in-memory: sklearn digits", steps=plan.steps, batch_size=plan.batch_size, window=plan.window,
-        lr=plan.lr, warmup_steps=plan.warmup_steps, seed=seed, threads=threads, log_every=max(1, plan.steps // 4),
+        data="in-memory: sklearn digits", **plan.recipe(), seed=seed, threads=threads,
+        log_every=max(1, plan.steps // 4),
     )
 
 
