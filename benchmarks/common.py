@@ -1,5 +1,10 @@
 """What every benchmark records next to its numbers: the machine, the versions, the date, and the
-exact command; and where results go (``benchmarks/results/<name>.json`` + ``.png``)."""
+exact command; where results go (``benchmarks/results/<name>.json`` + ``.png``); how plots are
+drawn; and how a benchmark runs a ``memformer`` user command.
+
+The benchmarks are scripts (``python benchmarks/NAME.py``); what they share with the experiments
+(``memformer bench``) is written once in ``torch_memformer/experiments/common/`` and re-exported
+here (the rule of what lives where: ``docs/architecture.md``, package map)."""
 
 from __future__ import annotations
 
@@ -8,16 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-# The machine description and process memory live in the library now (``memformer bench`` uses
-# them too); re-exported here so the scripts keep importing them from ``common``.
+# The machine description, process memory and off-screen plotting live in the library (``memformer
+# bench`` uses them too); re-exported here so the scripts import them from ``common``.
 from torch_memformer.experiments.common.machine import (
     cpu_name,
     current_rss_bytes,
     environment,
     peak_rss_bytes,
 )
+from torch_memformer.experiments.common.report import pyplot
 
-__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "run_memformer", "write_json"]
+__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "pyplot", "run_memformer",
+           "write_json"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = RESULTS.parent.parent

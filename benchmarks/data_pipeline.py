@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, environment, write_json
+from common import RESULTS, environment, pyplot, write_json
 from torch_memformer.data import (
     ByteTokenizer,
     DataSpec,
@@ -93,10 +93,7 @@ def measure_corpus(name: str, spec: DataSpec, tokenizers: dict, cache: Path) -> 
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, entry in results.items():

@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import RESULTS, environment, run_memformer, write_json
+from common import RESULTS, environment, pyplot, run_memformer, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,10 +85,7 @@ def main() -> None:
 
 
 def _plot(record: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     steps, losses = zip(*record["train_curve"])

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from common import RESULTS, current_rss_bytes, environment, peak_rss_bytes, write_json
+from common import RESULTS, current_rss_bytes, environment, peak_rss_bytes, pyplot, write_json
 from torch_memformer import Memformer, MemformerConfig
 
 POSITIONS = (1024, 16384, 262144)
@@ -97,10 +97,7 @@ def main() -> None:
 
 
 def plot(rows: list[dict], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     positions = [r["position"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))

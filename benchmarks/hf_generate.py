@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from common import RESULTS, environment, write_json
+from common import RESULTS, environment, pyplot, write_json
 from torch_memformer import Memformer, MemformerConfig
 from torch_memformer.integrations.hf import from_native
 
@@ -100,10 +100,7 @@ def main() -> None:
 
 
 def plot(rows: list[dict], reference: dict | None, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     lengths = [r["new_tokens"] for r in rows]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))

@@ -18,6 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
+from common import pyplot
+
 # (directory, what it changes from today's defaults), in the table's order.
 SETTINGS = [
     ("polar-002-dir01", "today's defaults: forgetting bias as direction (started at length 0.1) + log-norm "
@@ -62,10 +64,7 @@ def main() -> None:
     (args.out.with_suffix(".md")).write_text(table)
     print(table)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, (x, mean, std) in curves.items():

@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import RESULTS, environment, run_memformer, write_json
+from common import RESULTS, environment, pyplot, run_memformer, write_json
 
 NAME = "memory_by_distance"
 
@@ -76,10 +76,7 @@ def summarise(evals: list[dict]) -> list[dict]:
 
 
 def _plot(record: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = record["summary"]
     x = [max(row["first_segment"], 0.5) for row in rows]  # log axis: segment 0 drawn at 0.5

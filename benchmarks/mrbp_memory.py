@@ -43,10 +43,10 @@ from pathlib import Path
 
 import torch
 
+from common import RESULTS, cpu_name, pyplot, write_json
 from torch_memformer import Memformer, MemformerConfig
 from torch_memformer.training import backward_window
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("bptt", "checkpoint", "mrbp")
 MMAP_THRESHOLD = "65536"
 
@@ -219,13 +219,12 @@ def summarise_throughput(point: dict) -> dict:
 
 
 def environment(device: str) -> dict:
+    """Not ``common.environment``: this file's records have always carried the device and the load
+    at the start and the end (``docs/results.md`` reads them), so its keys stay its own."""
     env = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(shlex.quote(a) for a in ["python"] + sys.argv),
-        "cpu": next(
-            (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-            platform.processor(),
-        ),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -239,10 +238,7 @@ def environment(device: str) -> dict:
 
 
 def plot(data: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax_mem, ax_speed, ax_ratio) = plt.subplots(1, 3, figsize=(15, 4.2))
     colors = {"bptt": "tab:red", "checkpoint": "tab:orange", "mrbp": "tab:blue"}
@@ -355,8 +351,7 @@ def main() -> None:
         "throughput": [] if args.skip_throughput else measure_throughput(args),
     }
     data["environment"]["load_average_at_end"] = os.getloadavg()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_json(args.name, data)
     plot(data, RESULTS / f"{args.name}.png")
     print(table(data))
 

@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from common import RESULTS, current_rss_bytes, environment, peak_rss_bytes, write_json
+from common import RESULTS, current_rss_bytes, environment, peak_rss_bytes, pyplot, write_json
 from torch_memformer import Memformer, MemformerConfig
 from torch_memformer.data import ByteTokenizer, TokenizedCorpus, stdlib_files
 from torch_memformer.data.corpora import stdlib_root
@@ -146,10 +146,7 @@ def main() -> None:
 
 
 def plot(runs: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex="col")
     for column, (name, run) in enumerate(runs.items()):

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import RESULTS, environment, write_json
+from common import RESULTS, environment, pyplot, write_json
 from torch_memformer import Memformer, MemformerConfig
 from torch_memformer.experiments.common.flops import register_cpu_attention_flops
 
@@ -180,10 +180,7 @@ def measure(autocast: bool, batch: int, steps: int, warmup: int, seed: int) -> d
 
 
 def plot(results: list[dict], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     names = [r["precision"] for r in results]
