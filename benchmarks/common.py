@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 # The machine description and process memory live in the library now (``memformer bench`` uses
 # them too); re-exported here so the scripts keep importing them from ``common``.
 from torch_memformer.experiments.common.machine import (
@@ -17,17 +19,25 @@ from torch_memformer.experiments.common.machine import (
     peak_rss_bytes,
 )
 
-__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "run_memformer", "write_json"]
+__all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "run_memformer", "synchronize",
+           "write_json"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = RESULTS.parent.parent
 
 
-def write_json(name: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_json(name: str, data: dict, folder: Path = RESULTS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels: CUDA runs them asynchronously, so a host clock read
+    without this times the launches, not the work. A no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def run_memformer(command: list[str], *, capture: bool = False) -> str:
