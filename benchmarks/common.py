@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 # The machine description, process memory and off-screen plotting live in the library (``memformer
 # bench`` uses them too); re-exported here so the scripts import them from ``common``.
 from torch_memformer.experiments.common.machine import (
@@ -24,17 +26,25 @@ from torch_memformer.experiments.common.machine import (
 from torch_memformer.experiments.common.report import pyplot
 
 __all__ = ["RESULTS", "cpu_name", "current_rss_bytes", "environment", "peak_rss_bytes", "pyplot", "run_memformer",
+           "synchronize",
            "write_json"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = RESULTS.parent.parent
 
 
-def write_json(name: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_json(name: str, data: dict, folder: Path = RESULTS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels: CUDA runs them asynchronously, so a host clock read
+    without this times the launches, not the work. A no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def run_memformer(command: list[str], *, capture: bool = False) -> str:

@@ -79,7 +79,21 @@ def probe_config() -> MemformerConfig:
     )
 
 
-SIZES = {"paper": paper_config, "probe": probe_config}
+def tiny_config() -> MemformerConfig:
+    """A smoke run's size (gpu_check.py --smoke): seconds per point on a CPU."""
+    return MemformerConfig(
+        vocab_size=256,
+        d_model=32,
+        num_heads=2,
+        d_ff=64,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        num_slots=4,
+        segment_len=64,
+    )
+
+
+SIZES = {"paper": paper_config, "probe": probe_config, "tiny": tiny_config}
 
 
 def build(size: str, device: str, seed: int = 0) -> Memformer:
@@ -318,7 +332,8 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--name", default="mrbp_memory", help="results file name (under benchmarks/results/)")
+    parser.add_argument("--name", default="mrbp_memory", help="results file name (under --out)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for <name>.{json,png}")
     parser.add_argument("--replot", action="store_true", help="redraw the plot and table from the saved JSON")
     parser.add_argument("--memory-point", nargs=2, metavar=("METHOD", "K"), help=argparse.SUPPRESS)
     parser.add_argument("--throughput-point", type=int, metavar="K", help=argparse.SUPPRESS)
@@ -332,9 +347,11 @@ def main() -> None:
         print(json.dumps(throughput_point(args.throughput_point, args.batch, args.device, args.methods, args.repeats, args.size)))
         return
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("mrbp_memory.py: --device cuda but torch.cuda.is_available() is False")
     if args.replot:
-        data = json.loads((RESULTS / f"{args.name}.json").read_text())
-        plot(data, RESULTS / f"{args.name}.png")
+        data = json.loads((args.out / f"{args.name}.json").read_text())
+        plot(data, args.out / f"{args.name}.png")
         print(table(data))
         return
 
@@ -351,8 +368,8 @@ def main() -> None:
         "throughput": [] if args.skip_throughput else measure_throughput(args),
     }
     data["environment"]["load_average_at_end"] = os.getloadavg()
-    write_json(args.name, data)
-    plot(data, RESULTS / f"{args.name}.png")
+    write_json(args.name, data, args.out)
+    plot(data, args.out / f"{args.name}.png")
     print(table(data))
 
 
