@@ -73,8 +73,9 @@ def add_steps_and_seeds_arguments(parser: argparse.ArgumentParser, *, default) -
     is its plan (fields ``steps`` and ``seeds``)."""
     parser.add_argument("--steps", type=positive_int, default=None,
                         help=f"training steps of every model (default {default.steps})")
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help=f"seeds per model, 0 .. N-1 (default {len(default.seeds)})")
+    parser.add_argument("--seeds", type=seed_list, default=None,
+                        help=f"N: seeds 0 .. N-1 per model; or a comma-separated list of seeds, e.g. 3,4,5 to add "
+                             f"seeds to an earlier run (default {len(default.seeds)})")
 
 
 def add_jobs_argument(parser: argparse.ArgumentParser, *, default, quick) -> None:
@@ -93,6 +94,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """An argparse type: "N" is the seeds 0 .. N-1; "a,b,c" those seeds (distinct, >= 0)."""
+    if "," not in text:
+        return tuple(range(positive_int(text)))
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or comma-separated seeds, got {text!r}") from None
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0, got {text!r}")
+    return seeds
 
 
 def positive_float(text: str) -> float:

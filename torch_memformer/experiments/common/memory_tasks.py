@@ -140,7 +140,7 @@ def plan_from_args(experiment: Experiment, args: argparse.Namespace) -> Plan:
     return dataclasses.replace(
         base,
         steps=args.steps or base.steps,
-        seeds=tuple(range(args.seeds)) if args.seeds else base.seeds,
+        seeds=args.seeds or base.seeds,
         test_gaps=args.test_gaps or base.test_gaps,
         jobs=args.jobs or base.jobs,
         models=args.models or base.models,

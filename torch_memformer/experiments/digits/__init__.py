@@ -76,7 +76,7 @@ def _variant_list(text: str) -> tuple[str, ...]:
 def plan_from_args(args: argparse.Namespace) -> Plan:
     plan = plan_from_flags(args, default=DEFAULT, quick=QUICK, flags=("steps", "variants", "jobs"))
     # --seeds N gives a count: seeds 0 .. N-1.
-    return dataclasses.replace(plan, seeds=tuple(range(args.seeds))) if args.seeds else plan
+    return dataclasses.replace(plan, seeds=args.seeds) if args.seeds else plan
 
 
 def run(args: argparse.Namespace) -> dict:

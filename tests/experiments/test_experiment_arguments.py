@@ -1,0 +1,29 @@
+"""The flags the experiments share: --seeds as a count or as a list of seeds."""
+
+import argparse
+
+import pytest
+
+from torch_memformer.errors import UserError
+from torch_memformer.experiments import copy_after_gap
+from torch_memformer.experiments.common.arguments import ExperimentParser, add_shared_arguments, seed_list
+from torch_memformer.experiments.common.memory_tasks import plan_from_args
+
+
+def test_seeds_is_a_count_or_a_list_of_distinct_seeds():
+    assert seed_list("3") == (0, 1, 2)
+    assert seed_list("3,4,5") == (3, 4, 5)
+    for bad in ("0", "a,b", "3,3", "-1,2", "2,"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            seed_list(bad)
+
+
+def test_a_seed_list_reaches_the_plan_and_a_bad_one_is_one_line():
+    parser = ExperimentParser(prog="memformer bench copy-after-gap")
+    add_shared_arguments(parser)
+    copy_after_gap.add_arguments(parser)
+    args = parser.parse_args(["--seeds", "3,4", "--quick"])
+    assert plan_from_args(copy_after_gap.EXPERIMENT, args).seeds == (3, 4)
+    assert plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args(["--seeds", "2"])).seeds == (0, 1)
+    with pytest.raises(UserError, match="--seeds"):
+        parser.parse_args(["--seeds", "1,1"])
