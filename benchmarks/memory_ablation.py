@@ -22,7 +22,8 @@ from common import pyplot
 
 # (directory, what it changes from today's defaults), in the table's order.
 SETTINGS = [
-    ("polar-002-dir01", "today's defaults: forgetting bias as direction (started at length 0.1) + log-norm "
+    ("null-slot", "today's defaults: the row below + a null slot for the memory read (decision 17)"),
+    ("polar-002-dir01", "without the null slot: forgetting bias as direction (started at length 0.1) + log-norm "
                         "from 0.02 (decision 15), rotary decoder context, no keep bias"),
     ("polar-002", "direction started at length 1: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "
                   "rotary decoder context, no keep bias"),
@@ -33,6 +34,8 @@ SETTINGS = [
     ("context-none", "one vector from 0.1, position-free decoder context"),
     ("keep09", "one vector from 0.1, keep bias 0.9 on the writer's self logit"),
     ("no-forgetting", "without forgetting (the paper's ablation)"),
+    ("null-fixed", "a fixed null instead of the learned one: zero key and value after the projections "
+                   "(softmax plus one; tried, not adopted)"),
     ("first-version", "the first version's defaults (norm 1, context none)"),
 ]
 
