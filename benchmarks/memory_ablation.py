@@ -22,9 +22,9 @@ from common import pyplot
 
 # (directory, what it changes from today's defaults), in the table's order.
 SETTINGS = [
-    ("null-slot", "today's defaults: the row below + a null slot for the memory read (decision 17)"),
-    ("polar-002-dir01", "without the null slot: forgetting bias as direction (started at length 0.1) + log-norm "
-                        "from 0.02 (decision 15), rotary decoder context, no keep bias"),
+    ("polar-002-dir01", "today's defaults: forgetting bias as direction (started at length 0.1) + log-norm "
+                        "from 0.02 (decision 15), rotary decoder context, no keep bias, no null slot"),
+    ("null-slot", "the row above + a learned null slot for the memory read (decision 17; off)"),
     ("polar-002", "direction started at length 1: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "
                   "rotary decoder context, no keep bias"),
     ("polar-01", "the same from norm 0.1"),

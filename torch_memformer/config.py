@@ -66,8 +66,10 @@ class MemformerConfig(JsonConfig):
     forgetting_form: ForgettingForm = "polar"
     # One learned vector, never written, that every encoder layer's memory read may attend to
     # besides the slots (decision 17): a token can read "nothing" without the writer having to
-    # keep a slot constant for it. False is the paper's read. Ignored without memory.
-    read_null_slot: bool = True
+    # keep a slot constant for it. False (the default) is the paper's read: measured, the null
+    # slot helps copy and the quickstart but loses recall seeds and short debtext runs.
+    # Ignored without memory.
+    read_null_slot: bool = False
     # Positions between the decoder and the previous segment it attends to: "rotary" rotates the
     # decoder's cross-attention with encoder positions 0..L-1 and decoder positions L..2L-1
     # (decision 1); "none" leaves it position-free (the models before it).

@@ -56,7 +56,7 @@ class MemformerHFConfig(PretrainedConfig):
     write_keep_init: float | str | None = None
     forgetting_init_norm: float = 0.02
     forgetting_form: str = "polar"
-    read_null_slot: bool = True
+    read_null_slot: bool = False
     context_positions: str = "rotary"
     tie_embeddings: bool = True
     rope_base: float = 10000.0
