@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from torch_memformer.errors import UserError
-from torch_memformer.experiments import copy_after_gap
+from torch_memformer.experiments import copy_after_gap, digits
 from torch_memformer.experiments.common.arguments import ExperimentParser, add_shared_arguments, seed_list
 from torch_memformer.experiments.common.memory_tasks import plan_from_args
 
@@ -27,3 +27,11 @@ def test_a_seed_list_reaches_the_plan_and_a_bad_one_is_one_line():
     assert plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args(["--seeds", "2"])).seeds == (0, 1)
     with pytest.raises(UserError, match="--seeds"):
         parser.parse_args(["--seeds", "1,1"])
+
+
+def test_digits_takes_the_same_seed_list():
+    parser = ExperimentParser(prog="memformer bench digits")
+    add_shared_arguments(parser)
+    digits.add_arguments(parser)
+    assert digits.plan_from_args(parser.parse_args(["--seeds", "2,5", "--quick"])).seeds == (2, 5)
+    assert digits.plan_from_args(parser.parse_args(["--quick"])).seeds == digits.QUICK.seeds

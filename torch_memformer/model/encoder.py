@@ -29,7 +29,8 @@ class EncoderLayer(nn.Module):
             self.memory_read = CrossAttention(d, config.num_heads, config.dropout, config.attention_impl)
             # Decision 17: a learned key/value source after the slots, never written, so a read
             # that wants nothing from memory has somewhere to go. Not LayerNormed: its scale is
-            # learned directly (small at the start, so it begins as a weak extra key).
+            # learned directly (small at the start, so its key and value begin near the
+            # projections' biases, zero at initialisation).
             self.null_slot = nn.Parameter(torch.randn(d) * config.init_std) if config.read_null_slot else None
         self.ffn_norm = nn.LayerNorm(d, eps=eps)
         self.ffn = FeedForward(d, config.d_ff, config.dropout)

@@ -74,9 +74,8 @@ def _variant_list(text: str) -> tuple[str, ...]:
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
-    plan = plan_from_flags(args, default=DEFAULT, quick=QUICK, flags=("steps", "variants", "jobs"))
-    # --seeds N gives a count: seeds 0 .. N-1.
-    return dataclasses.replace(plan, seeds=args.seeds) if args.seeds else plan
+    # --seeds is already a tuple of seeds (a count N or a list, ``arguments.seed_list``).
+    return plan_from_flags(args, default=DEFAULT, quick=QUICK, flags=("steps", "variants", "jobs", "seeds"))
 
 
 def run(args: argparse.Namespace) -> dict:
