@@ -1,4 +1,4 @@
-"""The flags the experiments share: --seeds as a count or as a list of seeds."""
+"""The flags the experiments share: --seeds as a count or as a list of seeds; the memory tasks' --lr."""
 
 import argparse
 
@@ -35,3 +35,14 @@ def test_digits_takes_the_same_seed_list():
     digits.add_arguments(parser)
     assert digits.plan_from_args(parser.parse_args(["--seeds", "2,5", "--quick"])).seeds == (2, 5)
     assert digits.plan_from_args(parser.parse_args(["--quick"])).seeds == digits.QUICK.seeds
+
+
+def test_a_memory_tasks_learning_rate_reaches_every_models_recipe():
+    parser = ExperimentParser(prog="memformer bench copy-after-gap")
+    add_shared_arguments(parser)
+    copy_after_gap.add_arguments(parser)
+    plan = plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args(["--lr", "4e-3"]))
+    assert plan.lr == 4e-3 and plan.recipe()["lr"] == 4e-3
+    assert plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args([])).lr == copy_after_gap.DEFAULT.lr
+    with pytest.raises(UserError, match="--lr"):
+        parser.parse_args(["--lr", "0"])
