@@ -37,6 +37,8 @@ SETTINGS = [
     ("no-forgetting", "without forgetting (the paper's ablation)"),
     ("null-fixed", "a fixed null instead of the learned one: zero key and value after the projections "
                    "(softmax plus one; tried, not adopted)"),
+    ("token-shift", "each encoder input also gets a learned projection of the previous token's (pilot code, "
+                    "not on main: tried for the binding, not adopted)"),
     ("first-version", "the first version's defaults (norm 1, context none)"),
 ]
 
