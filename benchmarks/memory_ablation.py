@@ -25,6 +25,7 @@ SETTINGS = [
     ("polar-002-dir01", "today's defaults: forgetting bias as direction (started at length 0.1) + log-norm "
                         "from 0.02 (decision 15), rotary decoder context, no keep bias, no null slot"),
     ("null-slot", "the row above + a learned null slot for the memory read (decision 17; off)"),
+    ("null-bias4", "the null slot with a learned per-head offset on its logit, started at -4 (decision 18)"),
     ("polar-002", "direction started at length 1: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "
                   "rotary decoder context, no keep bias"),
     ("polar-01", "the same from norm 0.1"),
@@ -36,6 +37,8 @@ SETTINGS = [
     ("no-forgetting", "without forgetting (the paper's ablation)"),
     ("null-fixed", "a fixed null instead of the learned one: zero key and value after the projections "
                    "(softmax plus one; tried, not adopted)"),
+    ("token-shift", "each encoder input also gets a learned projection of the previous token's (pilot code, "
+                    "not on main: tried for the binding, not adopted)"),
     ("first-version", "the first version's defaults (norm 1, context none)"),
 ]
 

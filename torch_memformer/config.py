@@ -22,7 +22,8 @@ ForgettingForm = Literal["polar", "vector"]
 # ``registry.config_from_saved`` fills these in for saved configs that lack the field, so old
 # checkpoints load and compute exactly as before; a config written by hand gets the defaults.
 LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none",
-                                  "forgetting_form": "vector", "read_null_slot": False}
+                                  "forgetting_form": "vector", "read_null_slot": False,
+                                  "read_null_logit_init": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,10 @@ class MemformerConfig(JsonConfig):
     # slot helps copy and the quickstart but loses recall seeds and short debtext runs.
     # Ignored without memory.
     read_null_slot: bool = False
+    # A learned per-head offset on the null slot's logit, started at this value (decision 18):
+    # -4 starts the null slot at e^-4 of one slot's weight, so the read begins as the paper's.
+    # None: no offset (the null slot competes as one more slot). Ignored without the null slot.
+    read_null_logit_init: float | None = None
     # Positions between the decoder and the previous segment it attends to: "rotary" rotates the
     # decoder's cross-attention with encoder positions 0..L-1 and decoder positions L..2L-1
     # (decision 1); "none" leaves it position-free (the models before it).
@@ -110,6 +115,8 @@ class MemformerConfig(JsonConfig):
         elif self.write_keep_init is not None:
             check_float(self, "write_keep_init", low=0.0, high=1.0, low_open=True, high_open=True)
         check_float(self, "forgetting_init_norm", low=0.0, low_open=True)
+        if self.read_null_logit_init is not None:
+            check_float(self, "read_null_logit_init", low=-30.0, high=30.0)
         check_choice(self, "context_positions", ("rotary", "none"))
         check_choice(self, "forgetting_form", ("polar", "vector"))
         for name in ("forgetting", "use_memory", "read_null_slot", "tie_embeddings"):

@@ -179,11 +179,14 @@ def test_the_null_slot_round_trips_through_save_pretrained_and_its_absence_is_re
     # for them without them would start them at random, silently.
     import json
 
-    native = tiny_model(seed=6, vocab_size=256, read_null_slot=True)
+    native = tiny_model(seed=6, vocab_size=256, read_null_slot=True, read_null_logit_init=-2.5)
+    with torch.no_grad():  # offsets that differ per layer and head, so a wrong copy shows
+        for layer in native.encoder.layers:
+            layer.null_logit_H.add_(torch.randn_like(layer.null_logit_H))
     converted = from_native(native)
     converted.save_pretrained(tmp_path / "m")
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
-    assert loaded.config.read_null_slot is True
+    assert loaded.config.read_null_slot is True and loaded.config.read_null_logit_init == -2.5
     with torch.no_grad():
         for parameter in loaded.parameters():
             parameter.data = parameter.data.clone()  # aligned copies, as above
@@ -194,6 +197,12 @@ def test_the_null_slot_round_trips_through_save_pretrained_and_its_absence_is_re
     config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "read_null_slot": True}))
     with pytest.raises(ValueError, match="no null-slot weights"):
         MemformerForCausalLM.from_pretrained(tmp_path / "plain")
+    # The same for a null slot saved without the logit offset its config now asks for.
+    from_native(tiny_model(seed=6, vocab_size=256, read_null_slot=True)).save_pretrained(tmp_path / "no-offset")
+    config_path = tmp_path / "no-offset" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "read_null_logit_init": -4.0}))
+    with pytest.raises(ValueError, match="no null-slot weights"):
+        MemformerForCausalLM.from_pretrained(tmp_path / "no-offset")
 
 
 def test_a_directory_converted_before_forgetting_form_is_refused_with_the_fix(tmp_path):

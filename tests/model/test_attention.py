@@ -19,6 +19,24 @@ def test_sdpa_equals_reference(causal, dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sdpa_equals_reference_with_a_learned_logit_bias(dtype):
+    # The memory read's null-slot offset (decision 18) goes in as an additive bias on the logits;
+    # both paths must add it and pass its gradient.
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g, dtype=dtype) for _ in range(3))
+    bias = torch.randn(1, 3, 1, 5, generator=g, dtype=dtype, requires_grad=True)
+    fast, = torch.autograd.grad(attention(q, k, v, logit_bias=bias).square().sum(), bias)
+    slow, = torch.autograd.grad(reference_attention(q, k, v, logit_bias=bias).square().sum(), bias)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(attention(q, k, v, logit_bias=bias), reference_attention(q, k, v, logit_bias=bias),
+                               rtol=0, atol=tolerance)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=tolerance)
+    assert not torch.allclose(attention(q, k, v, logit_bias=bias), attention(q, k, v))
+    with pytest.raises(ValueError, match="causal or a logit bias"):
+        attention(q, k, v, causal=True, logit_bias=bias)
+
+
 def test_cross_attention_with_different_lengths():
     g = torch.Generator().manual_seed(0)
     q = torch.randn(2, 3, 5, 8, generator=g)

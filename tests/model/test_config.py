@@ -37,6 +37,8 @@ def test_json_round_trip(tmp_path):
         (dict(forgetting_init_norm=0), r"forgetting_init_norm must be > 0"),
         (dict(context_positions="absolute"), r"context_positions must be one of 'rotary', 'none'"),
         (dict(read_null_slot=1), r"read_null_slot must be true or false"),
+        (dict(read_null_logit_init="low"), r"read_null_logit_init must be a finite number"),
+        (dict(read_null_logit_init=-100.0), r"read_null_logit_init must be >= -30"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -64,3 +66,6 @@ def test_new_switches_round_trip_through_json():
     assert MemformerConfig.from_json(spread.to_json()) == spread
     flipped = MemformerConfig(read_null_slot=not MemformerConfig().read_null_slot)
     assert MemformerConfig.from_json(flipped.to_json()) == flipped
+    for offset in (None, -4.0):
+        offset_config = MemformerConfig(read_null_slot=True, read_null_logit_init=offset)
+        assert MemformerConfig.from_json(offset_config.to_json()) == offset_config

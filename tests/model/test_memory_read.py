@@ -1,4 +1,5 @@
-"""The encoder's memory read (spec 1.1) and its null slot (decision 17), against the formula."""
+"""The encoder's memory read (spec 1.1), its null slot (decision 17) and the null slot's logit
+offset (decision 18), against the formula."""
 
 import math
 
@@ -19,11 +20,15 @@ def _layer(**changes) -> EncoderLayer:
 
 
 def _read(layer: EncoderLayer, h_BTD: torch.Tensor, memory_BSD: torch.Tensor) -> torch.Tensor:
-    return layer.memory_read(layer.read_norm(h_BTD), layer.read_source(memory_BSD))
+    return layer.memory_read(layer.read_norm(h_BTD), layer.read_source(memory_BSD),
+                             logit_bias=layer.read_logit_bias(memory_BSD.size(1)))
 
 
-def _written_out_read(layer: EncoderLayer, h_BTD: torch.Tensor, source_BUD: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d_h)) V and the output projection, one head at a time."""
+def _written_out_read(
+    layer: EncoderLayer, h_BTD: torch.Tensor, source_BUD: torch.Tensor, null_offset_H: torch.Tensor | None = None
+) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_h) [+ the offset on the last source's logit]) V and the output
+    projection, one head at a time."""
     attention = layer.memory_read
     heads, d = attention.num_heads, h_BTD.size(-1)
     dh = d // heads
@@ -32,7 +37,11 @@ def _written_out_read(layer: EncoderLayer, h_BTD: torch.Tensor, source_BUD: torc
     outputs = []
     for head in range(heads):
         part = slice(head * dh, (head + 1) * dh)
-        weights = (q[..., part] @ k[..., part].transpose(-1, -2) / math.sqrt(dh)).softmax(dim=-1)
+        logits = q[..., part] @ k[..., part].transpose(-1, -2) / math.sqrt(dh)
+        if null_offset_H is not None:
+            logits = logits.clone()
+            logits[..., -1] += null_offset_H[head]
+        weights = logits.softmax(dim=-1)
         outputs.append(weights @ v[..., part])
     return attention.out(torch.cat(outputs, dim=-1))
 
@@ -103,3 +112,47 @@ def test_sdpa_and_the_written_out_attention_agree_with_a_null_slot():
 def test_without_memory_there_is_no_null_slot():
     model = tiny_model(read_null_slot=True, use_memory=False)
     assert not any(name.endswith("null_slot") for name, _ in model.named_parameters())
+
+
+def test_the_null_logit_offset_is_added_to_the_null_slots_logit_in_each_head():
+    layer = _layer(read_null_slot=True, read_null_logit_init=-4.0)
+    with torch.no_grad():  # a different offset in every head
+        layer.null_logit_H.copy_(torch.tensor([-4.0, 1.5, 0.0, -1.0], dtype=torch.float64))
+    h, memory = _inputs()
+    source = torch.cat([layer.slot_norm(memory), layer.null_slot.expand(2, 1, -1)], dim=1)
+    expected = _written_out_read(layer, h, source, layer.null_logit_H)
+    torch.testing.assert_close(_read(layer, h, memory), expected, rtol=1e-10, atol=1e-12)
+    # It changes the read: the same layer without the offset reads something else.
+    assert not torch.allclose(_read(layer, h, memory), _written_out_read(layer, h, source), atol=1e-6)
+
+
+def test_a_very_low_offset_gives_the_read_without_a_null_slot():
+    # At -30 the null slot's weight is e^-30 of a slot's: the read is the paper's to 1e-12.
+    with_offset = _layer(read_null_slot=True, read_null_logit_init=-30.0)
+    plain = _layer(read_null_slot=False)
+    plain.load_state_dict(with_offset.state_dict(), strict=False)
+    h, memory = _inputs()
+    torch.testing.assert_close(_read(with_offset, h, memory), _read(plain, h, memory), rtol=1e-9, atol=1e-11)
+
+
+def test_the_offset_is_learned_per_layer_and_head_and_sdpa_agrees_with_the_reference():
+    model = tiny_model(read_null_slot=True, read_null_logit_init=-4.0).train()
+    names = [name for name, _ in model.named_parameters() if name.endswith("null_logit_H")]
+    assert names == [f"encoder.layers.{i}.null_logit_H" for i in range(model.config.num_encoder_layers)]
+    assert all(torch.equal(model.get_parameter(n), torch.full((model.config.num_heads,), -4.0)) for n in names)
+    ids = torch.randint(0, model.config.vocab_size, (2, 3 * model.config.segment_len))
+    model(ids).logits.logsumexp(-1).mean().backward()
+    for name in names:
+        assert model.get_parameter(name).grad.abs().min() > 0, name
+    fast = tiny_model(seed=2, read_null_slot=True, read_null_logit_init=-1.0).double()
+    reference = tiny_model(seed=2, read_null_slot=True, read_null_logit_init=-1.0, attention_impl="reference").double()
+    with torch.no_grad():
+        for layer in fast.encoder.layers:
+            layer.null_logit_H.add_(torch.randn_like(layer.null_logit_H))
+    reference.load_state_dict(fast.state_dict())
+    torch.testing.assert_close(fast(ids).logits, reference(ids).logits, rtol=1e-9, atol=1e-9)
+
+
+def test_no_offset_without_the_null_slot():
+    model = tiny_model(read_null_slot=False, read_null_logit_init=-4.0)
+    assert not any(name.endswith("null_logit_H") for name, _ in model.named_parameters())

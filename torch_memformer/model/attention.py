@@ -25,15 +25,22 @@ def attention(
     causal: bool = False,
     dropout_p: float = 0.0,
     impl: str = "sdpa",
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """softmax(q k^T / sqrt(K)) v over the last two axes; returns (B, H, T, K).
+    """softmax(q k^T / sqrt(K) + logit_bias) v over the last two axes; returns (B, H, T, K).
 
     ``causal`` masks key u for query t when u > t (queries and keys start at the same position,
     T == U). Cached decoding passes only the keys a query may see, so it needs no mask.
+    ``logit_bias`` is added to the scaled logits (broadcast to (B, H, T, U); it may be learned:
+    both paths pass its gradient). Not combined with ``causal``.
     """
+    if causal and logit_bias is not None:
+        raise ValueError("attention takes causal or a logit bias, not both")
     if impl == "sdpa" and not _slow_low_precision_cpu(q_BHTK):
-        return F.scaled_dot_product_attention(q_BHTK, k_BHUK, v_BHUK, dropout_p=dropout_p, is_causal=causal)
-    return reference_attention(q_BHTK, k_BHUK, v_BHUK, causal=causal, dropout_p=dropout_p)
+        mask = None if logit_bias is None else logit_bias.to(q_BHTK.dtype)
+        return F.scaled_dot_product_attention(q_BHTK, k_BHUK, v_BHUK, attn_mask=mask, dropout_p=dropout_p,
+                                              is_causal=causal)
+    return reference_attention(q_BHTK, k_BHUK, v_BHUK, causal=causal, dropout_p=dropout_p, logit_bias=logit_bias)
 
 
 def _slow_low_precision_cpu(x: torch.Tensor) -> bool:
@@ -53,9 +60,12 @@ def reference_attention(
     *,
     causal: bool = False,
     dropout_p: float = 0.0,
+    logit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The plain formula, written out: the reference the fast path is tested against."""
     scores_BHTU = q_BHTK @ k_BHUK.transpose(-1, -2) / math.sqrt(q_BHTK.size(-1))
+    if logit_bias is not None:
+        scores_BHTU = scores_BHTU + logit_bias.to(scores_BHTU.dtype)
     if causal:
         t, u = scores_BHTU.shape[-2:]
         future_TU = torch.ones(t, u, dtype=torch.bool, device=scores_BHTU.device).triu(1)
@@ -164,9 +174,15 @@ class CrossAttention(nn.Module):
         return k_BHUK, split_heads(v_BUD, self.num_heads)
 
     def forward(
-        self, x_BTD: torch.Tensor, source_BUD: torch.Tensor, rotary: Rotary | None = None, query_start: int = 0
+        self,
+        x_BTD: torch.Tensor,
+        source_BUD: torch.Tensor,
+        rotary: Rotary | None = None,
+        query_start: int = 0,
+        logit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.attend(x_BTD, *self.project_source(source_BUD, rotary), rotary=rotary, query_start=query_start)
+        k_BHUK, v_BHUK = self.project_source(source_BUD, rotary)
+        return self.attend(x_BTD, k_BHUK, v_BHUK, rotary=rotary, query_start=query_start, logit_bias=logit_bias)
 
     def attend(
         self,
@@ -176,10 +192,11 @@ class CrossAttention(nn.Module):
         *,
         rotary: Rotary | None = None,
         query_start: int = 0,
+        logit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         q_BHTK = split_heads(self.query(x_BTD), self.num_heads)
         if rotary is not None:
             q_BHTK = rotary(q_BHTK, query_start)
         dropout_p = self.dropout if self.training else 0.0
-        out_BHTK = attention(q_BHTK, k_BHUK, v_BHUK, dropout_p=dropout_p, impl=self.impl)
+        out_BHTK = attention(q_BHTK, k_BHUK, v_BHUK, dropout_p=dropout_p, impl=self.impl, logit_bias=logit_bias)
         return self.out(merge_heads(out_BHTK))

@@ -32,6 +32,12 @@ class EncoderLayer(nn.Module):
             # learned directly (small at the start, so its key and value begin near the
             # projections' biases, zero at initialisation).
             self.null_slot = nn.Parameter(torch.randn(d) * config.init_std) if config.read_null_slot else None
+            # Decision 18: a learned offset on the null slot's logit, one per head, started low
+            # (e^-4 of one slot's weight) so that the read begins as the paper's and the null slot
+            # draws attention only where training finds a use for it.
+            use_offset = config.read_null_slot and config.read_null_logit_init is not None
+            self.null_logit_H = (nn.Parameter(torch.full((config.num_heads,), float(config.read_null_logit_init)))
+                                 if use_offset else None)
         self.ffn_norm = nn.LayerNorm(d, eps=eps)
         self.ffn = FeedForward(d, config.d_ff, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
@@ -41,7 +47,8 @@ class EncoderLayer(nn.Module):
         h_BTD = h_BTD + self.dropout(self.self_attention(self.self_norm(h_BTD), rotary, causal=False))
         if self.reads_memory:
             # Memory read (spec 1.1): tokens are the queries, slots the keys and values.
-            read_BTD = self.memory_read(self.read_norm(h_BTD), self.read_source(memory_BSD))
+            read_BTD = self.memory_read(self.read_norm(h_BTD), self.read_source(memory_BSD),
+                                        logit_bias=self.read_logit_bias(memory_BSD.size(1)))
             h_BTD = h_BTD + self.dropout(read_BTD)
         return h_BTD + self.ffn(self.ffn_norm(h_BTD))  # h = h + FFN(LN(h))
 
@@ -52,6 +59,14 @@ class EncoderLayer(nn.Module):
             return source_BSD
         null_B1D = self.null_slot.to(source_BSD.dtype).expand(source_BSD.size(0), 1, -1)
         return torch.cat([source_BSD, null_B1D], dim=1)
+
+    def read_logit_bias(self, num_slots: int) -> torch.Tensor | None:
+        """What the memory read adds to its logits, shaped (1, H, 1, S + 1): zero for the slots,
+        the learned offset for the null slot; None without an offset."""
+        if self.null_logit_H is None:
+            return None
+        zeros_HS = self.null_logit_H.new_zeros(self.null_logit_H.size(0), num_slots)
+        return torch.cat([zeros_HS, self.null_logit_H[:, None]], dim=1)[None, :, None, :]
 
 
 class Encoder(nn.Module):

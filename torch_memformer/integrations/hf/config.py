@@ -57,6 +57,7 @@ class MemformerHFConfig(PretrainedConfig):
     forgetting_init_norm: float = 0.02
     forgetting_form: str = "polar"
     read_null_slot: bool = False
+    read_null_logit_init: float | None = None
     context_positions: str = "rotary"
     tie_embeddings: bool = True
     rope_base: float = 10000.0

@@ -161,11 +161,12 @@ class MemformerForCausalLM(PreTrainedModel, GenerationMixin):
             # has no forgetting_form, which now defaults to "polar" (a direction and a log-norm).
             raise ValueError("this Hugging Face directory was converted before forgetting_form existed; "
                              "convert the native checkpoint again with 'memformer convert --to hf'")
-        if any(key.endswith("null_slot") for key in info.get("missing_keys", ())):
+        if any(key.endswith(("null_slot", "null_logit_H")) for key in info.get("missing_keys", ())):
             # A config.json that says read_null_slot without the weights (hand-edited, or written
             # by a version whose default differed): the null slots would start random, silently.
             raise ValueError("this Hugging Face directory has no null-slot weights but its config asks for "
-                             "read_null_slot; set read_null_slot to false in its config.json or convert the "
+                             "read_null_slot (or read_null_logit_init); set them to false / null in its "
+                             "config.json or convert the "
                              "native checkpoint again with 'memformer convert --to hf'")
         return (model, info) if wants_info else model
 
