@@ -1,4 +1,4 @@
-"""The flags the experiments share: --seeds as a count or as a list of seeds; the memory tasks' --lr."""
+"""The flags the experiments share: --seeds as a count or as a list of seeds; the memory tasks' --lr and --warmup-steps."""
 
 import argparse
 
@@ -37,12 +37,13 @@ def test_digits_takes_the_same_seed_list():
     assert digits.plan_from_args(parser.parse_args(["--quick"])).seeds == digits.QUICK.seeds
 
 
-def test_a_memory_tasks_learning_rate_reaches_every_models_recipe():
+def test_a_memory_tasks_learning_rate_and_warmup_reach_every_models_recipe():
     parser = ExperimentParser(prog="memformer bench copy-after-gap")
     add_shared_arguments(parser)
     copy_after_gap.add_arguments(parser)
-    plan = plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args(["--lr", "4e-3"]))
+    plan = plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args(["--lr", "4e-3", "--warmup-steps", "120"]))
     assert plan.lr == 4e-3 and plan.recipe()["lr"] == 4e-3
+    assert plan.warmup_steps == 120 and plan.recipe()["warmup_steps"] == 120
     assert plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args([])).lr == copy_after_gap.DEFAULT.lr
     with pytest.raises(UserError, match="--lr"):
         parser.parse_args(["--lr", "0"])
