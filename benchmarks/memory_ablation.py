@@ -24,6 +24,9 @@ from common import pyplot
 SETTINGS = [
     ("polar-002-dir01", "today's defaults: forgetting bias as direction (started at length 0.1) + log-norm "
                         "from 0.02 (decision 15), rotary decoder context, no keep bias, no null slot"),
+    ("warm200", "today's defaults with 200 warm-up steps (`--warmup-steps 200`; the protocol's 50): decision 19, "
+                "now the memory tasks' plan"),
+    ("lr1e-3", "today's defaults trained at half the learning rate (`--lr 1e-3`; the protocol's is 2e-3)"),
     ("null-slot", "the row above + a learned null slot for the memory read (decision 17; off)"),
     ("null-bias4", "the null slot with a learned per-head offset on its logit, started at -4 (decision 18)"),
     ("polar-002", "direction started at length 1: forgetting bias as direction + log-norm from norm 0.02 (decision 15), "

@@ -25,7 +25,7 @@ TITLE = "Copy after a gap: reproducing a payload in order after G segments of fi
 
 DEFAULT = Plan(task=CopyTask(), d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_layers=2,
                num_slots=16, baseline_layers=4, max_train_gap=4, curriculum_hold=0.4, curriculum_ramp=0.4,
-               steps=600, batch_size=16, window=16, lr=2e-3, warmup_steps=50, test_gaps=(1, 2, 4, 8, 16, 32),
+               steps=600, batch_size=16, window=16, lr=2e-3, warmup_steps=200, test_gaps=(1, 2, 4, 8, 16, 32),
                test_documents=256, seeds=(0,), models=MODELS, jobs=2)
 QUICK = Plan(task=CopyTask(payload_len=2, num_symbols=4, num_fillers=4, segment_len=8), d_model=16, num_heads=2,
              d_ff=32, encoder_layers=1, decoder_layers=1, num_slots=4, baseline_layers=2, max_train_gap=2,

@@ -25,7 +25,7 @@ TITLE = "Value tracking: the latest of several values, asked for after G segment
 
 DEFAULT = Plan(task=TrackingTask(), d_model=64, num_heads=4, d_ff=128, encoder_layers=2, decoder_layers=2,
                num_slots=16, baseline_layers=4, max_train_gap=4, curriculum_hold=0.4, curriculum_ramp=0.4,
-               steps=600, batch_size=16, window=16, lr=2e-3, warmup_steps=50, test_gaps=(1, 2, 4, 8, 16, 32),
+               steps=600, batch_size=16, window=16, lr=2e-3, warmup_steps=200, test_gaps=(1, 2, 4, 8, 16, 32),
                test_documents=256, seeds=(0,), models=MODELS, jobs=2)
 QUICK = Plan(task=TrackingTask(max_updates=2, num_values=4, num_fillers=4, segment_len=8), d_model=16, num_heads=2,
              d_ff=32, encoder_layers=1, decoder_layers=1, num_slots=4, baseline_layers=2, max_train_gap=2,

@@ -37,7 +37,7 @@ _TRAINING: dict[str, dict[str, Any]] = {
     "quickstart": {
         "description": "a 1M-parameter Memformer on the stdlib corpus, about 5 minutes on 2 CPU cores",
         "train": {
-            "steps": 1200, "batch_size": 8, "window": 4, "lr": 2e-3, "warmup_steps": 50,
+            "steps": 1200, "batch_size": 8, "window": 4, "lr": 2e-3, "warmup_steps": 200,
             "eval_every": 400, "eval_batches": 8, "eval_batch_size": 8, "log_every": 100,
             "checkpoint_every": 400, "keep_checkpoints": 2,
         },
