@@ -32,9 +32,9 @@ class EncoderLayer(nn.Module):
             # learned directly (small at the start, so its key and value begin near the
             # projections' biases, zero at initialisation).
             self.null_slot = nn.Parameter(torch.randn(d) * config.init_std) if config.read_null_slot else None
-            # Decision 18: a learned offset on the null slot's logit, one per head, started low
-            # (e^-4 of one slot's weight) so that the read begins as the paper's and the null slot
-            # draws attention only where training finds a use for it.
+            # Decision 18: a learned offset on the null slot's logit, one per head, started at
+            # read_null_logit_init (-4: e^-4 of one slot's weight), so that the read begins close
+            # to the paper's and the null slot draws attention only where training finds a use.
             use_offset = config.read_null_slot and config.read_null_logit_init is not None
             self.null_logit_H = (nn.Parameter(torch.full((config.num_heads,), float(config.read_null_logit_init)))
                                  if use_offset else None)
