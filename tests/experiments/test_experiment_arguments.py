@@ -45,5 +45,8 @@ def test_a_memory_tasks_learning_rate_and_warmup_reach_every_models_recipe():
     assert plan.lr == 4e-3 and plan.recipe()["lr"] == 4e-3
     assert plan.warmup_steps == 120 and plan.recipe()["warmup_steps"] == 120
     assert plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args([])).lr == copy_after_gap.DEFAULT.lr
+    assert plan_from_args(copy_after_gap.EXPERIMENT, parser.parse_args(["--warmup-steps", "0"])).warmup_steps == 0
     with pytest.raises(UserError, match="--lr"):
         parser.parse_args(["--lr", "0"])
+    with pytest.raises(UserError, match="--warmup-steps"):
+        parser.parse_args(["--warmup-steps", "-5"])

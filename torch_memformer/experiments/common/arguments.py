@@ -96,6 +96,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def seed_list(text: str) -> tuple[int, ...]:
     """An argparse type: "N" is the seeds 0 .. N-1; "a,b,c" those seeds (distinct, >= 0)."""
     if "," not in text:

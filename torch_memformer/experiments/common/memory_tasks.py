@@ -37,7 +37,7 @@ from ...data.scored_documents import ScoredDocuments
 from ...evaluate import score_segment
 from ...training import InMemoryData, TrainConfig
 from . import report
-from .arguments import add_jobs_argument, add_steps_and_seeds_arguments, int_list, positive_float, positive_int
+from .arguments import add_jobs_argument, add_steps_and_seeds_arguments, int_list, non_negative_int, positive_float
 from .comparison_plan import ComparisonPlan
 from .machine import environment
 from .matching import matched_transformer_xl, state_bytes_per_row
@@ -101,8 +101,8 @@ def add_arguments(experiment: Experiment, parser: argparse.ArgumentParser) -> No
                              f"{default.curriculum_hold:g},{default.curriculum_ramp:g})")
     parser.add_argument("--lr", type=positive_float, default=None,
                         help=f"AdamW's peak learning rate for every model (default {default.lr:g})")
-    parser.add_argument("--warmup-steps", type=positive_int, default=None,
-                        help=f"steps of linear warm-up to the peak rate (default {default.warmup_steps})")
+    parser.add_argument("--warmup-steps", type=non_negative_int, default=None,
+                        help=f"steps of linear warm-up to the peak rate, 0 for none (default {default.warmup_steps})")
     parser.add_argument("--models", type=_model_list, default=None,
                         help=f"models to train, comma-separated among {','.join(MODELS)} (default all)")
     parser.add_argument("--model-config", type=_json_object, default=None,
@@ -145,7 +145,7 @@ def plan_from_args(experiment: Experiment, args: argparse.Namespace) -> Plan:
         base,
         steps=args.steps or base.steps,
         lr=args.lr or base.lr,
-        warmup_steps=args.warmup_steps or base.warmup_steps,
+        warmup_steps=base.warmup_steps if args.warmup_steps is None else args.warmup_steps,
         seeds=args.seeds or base.seeds,
         test_gaps=args.test_gaps or base.test_gaps,
         jobs=args.jobs or base.jobs,
