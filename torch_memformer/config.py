@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-from .config_base import JsonConfig, check_bool, check_choice, check_float, check_int
+from .config_base import JsonConfig, check_bool, check_choice, check_float, check_init_std, check_int, initial_std
 
 WriteHeads = Literal["multi", "single"]
 AttentionImpl = Literal["sdpa", "reference"]
@@ -23,7 +23,7 @@ ForgettingForm = Literal["polar", "vector"]
 # checkpoints load and compute exactly as before; a config written by hand gets the defaults.
 LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none",
                                   "forgetting_form": "vector", "read_null_slot": False,
-                                  "read_null_logit_init": None}
+                                  "read_null_logit_init": None, "init_std": 0.02}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +84,10 @@ class MemformerConfig(JsonConfig):
     # "reference" runs the written-out attention instead of scaled_dot_product_attention.
     attention_impl: AttentionImpl = "sdpa"
     layer_norm_eps: float = 1e-5
-    init_std: float = 0.02
+    # The weights' starting standard deviation (embeddings and projections; residual outputs are
+    # further scaled by depth). None: d_model ** -0.5 (decision 20: at GPT-2's fixed 0.02, models of
+    # d_model 64-192 start with near-zero attention logits and never learn a key lookup).
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         check_int(self, "vocab_size", minimum=2)
@@ -109,7 +112,7 @@ class MemformerConfig(JsonConfig):
         check_float(self, "write_temperature", low=0.0, low_open=True)
         check_float(self, "rope_base", low=1.0, low_open=True)
         check_float(self, "layer_norm_eps", low=0.0, low_open=True)
-        check_float(self, "init_std", low=0.0, low_open=True)
+        check_init_std(self)
         if isinstance(self.write_keep_init, str):
             check_choice(self, "write_keep_init", ("spread",))
         elif self.write_keep_init is not None:
@@ -127,6 +130,11 @@ class MemformerConfig(JsonConfig):
     @property
     def head_dim(self) -> int:
         return self.d_model // self.num_heads
+
+    @property
+    def initial_std(self) -> float:
+        """``init_std``, or d_model ** -0.5 when it is None (decision 20)."""
+        return initial_std(self)
 
     @property
     def bos_token_id(self) -> int:

@@ -119,6 +119,19 @@ def check_float(
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
 
 
+def initial_std(config: Any) -> float:
+    """The standard deviation the weights start from: ``config.init_std``, or with None (the
+    default, decision 20) ``d_model ** -0.5``, so that a projection of a LayerNormed vector has
+    unit-variance coordinates and attention logits start at order one whatever the width."""
+    return config.init_std if config.init_std is not None else config.d_model ** -0.5
+
+
+def check_init_std(config: Any) -> None:
+    """``init_std`` is None (scaled with the width, decision 20) or a number > 0."""
+    if config.init_std is not None:
+        check_float(config, "init_std", low=0.0, low_open=True)
+
+
 def check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
     """``config.<name>`` is one of ``choices``."""
     value = getattr(config, name)

@@ -39,6 +39,8 @@ def test_json_round_trip(tmp_path):
         (dict(read_null_slot=1), r"read_null_slot must be true or false"),
         (dict(read_null_logit_init="low"), r"read_null_logit_init must be a finite number"),
         (dict(read_null_logit_init=-100.0), r"read_null_logit_init must be >= -30"),
+        (dict(init_std=0.0), r"init_std must be > 0"),
+        (dict(init_std="wide"), r"init_std must be a finite number"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -69,3 +71,14 @@ def test_new_switches_round_trip_through_json():
     for offset in (None, -4.0):
         offset_config = MemformerConfig(read_null_slot=True, read_null_logit_init=offset)
         assert MemformerConfig.from_json(offset_config.to_json()) == offset_config
+
+
+def test_init_std_defaults_to_the_inverse_square_root_of_the_width():
+    # Decision 20: None scales the starting weights with d_model; a number is used as given.
+    for d_model in (64, 128, 256):
+        config = MemformerConfig(d_model=d_model, num_heads=4)
+        assert config.init_std is None and config.initial_std == pytest.approx(d_model ** -0.5)
+    assert MemformerConfig(init_std=0.02).initial_std == 0.02
+    for value in (None, 0.02):
+        config = MemformerConfig(init_std=value)
+        assert MemformerConfig.from_json(config.to_json()) == config

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from ..config import AttentionImpl
-from ..config_base import JsonConfig, check_bool, check_choice, check_float, check_int
+from ..config_base import JsonConfig, check_bool, check_choice, check_float, check_init_std, check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,8 @@ class TransformerXLConfig(JsonConfig):
     # written-out attention; "sdpa" uses the relative shift and scaled_dot_product_attention.
     attention_impl: AttentionImpl = "sdpa"
     layer_norm_eps: float = 1e-5
-    init_std: float = 0.02
+    # None: d_model ** -0.5, as Memformer (decision 20).
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -84,7 +85,8 @@ class TransformerConfig(JsonConfig):
     rope_base: float = 10000.0
     attention_impl: AttentionImpl = "sdpa"
     layer_norm_eps: float = 1e-5
-    init_std: float = 0.02
+    # None: d_model ** -0.5, as Memformer (decision 20).
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -118,6 +120,6 @@ def _check_common(config: Any) -> None:
         )
     check_float(config, "dropout", low=0.0, high=1.0, high_open=True)
     check_float(config, "layer_norm_eps", low=0.0, low_open=True)
-    check_float(config, "init_std", low=0.0, low_open=True)
+    check_init_std(config)
     check_choice(config, "attention_impl", ("sdpa", "reference"))
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.stream_lm import StreamLM, View
+from ..config_base import initial_std
 from .state import StreamState
 
 
@@ -112,10 +113,10 @@ class StreamingLM(StreamLM):
         return (None if view == "advance" else self.logits_from_hidden(hidden_BND)), state
 
     def _init_weights(self) -> None:
-        """GPT-2 style, as Memformer: N(0, init_std) weights and embeddings, zero biases,
-        residual outputs scaled by depth; every other parameter (Transformer-XL's u and v)
-        N(0, init_std)."""
-        std = self.config.init_std
+        """As Memformer (decision 20): N(0, std) weights and embeddings with std = ``init_std`` or
+        d_model ** -0.5, zero biases, residual outputs scaled by depth; every other parameter
+        (Transformer-XL's u and v) N(0, std)."""
+        std = initial_std(self.config)
         residual_std = std / (2 * self.config.num_layers) ** 0.5
         initialised = set()
         for name, module in self.named_modules():

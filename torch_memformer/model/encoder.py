@@ -31,7 +31,7 @@ class EncoderLayer(nn.Module):
             # that wants nothing from memory has somewhere to go. Not LayerNormed: its scale is
             # learned directly (small at the start, so its key and value begin near the
             # projections' biases, zero at initialisation).
-            self.null_slot = nn.Parameter(torch.randn(d) * config.init_std) if config.read_null_slot else None
+            self.null_slot = nn.Parameter(torch.randn(d) * config.initial_std) if config.read_null_slot else None
             # Decision 18: a learned offset on the null slot's logit, one per head, started at
             # read_null_logit_init (-4: e^-4 of one slot's weight), so that the read begins close
             # to the paper's and the null slot draws attention only where training finds a use.

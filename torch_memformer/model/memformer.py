@@ -128,8 +128,9 @@ class Memformer(SegmentStream):
         return tokens_BT if tokens_BT.dim() == 3 else self.embedding(tokens_BT)
 
     def _init_weights(self) -> None:
-        """GPT-2 style: N(0, init_std) weights, zero biases, residual outputs scaled by depth."""
-        std = self.config.init_std
+        """GPT-2's layout (N(0, std) weights and embeddings, zero biases, residual outputs scaled by
+        depth) with std = ``config.initial_std``: d_model ** -0.5 by default, not GPT-2's 0.02 (decision 20)."""
+        std = self.config.initial_std
         residual_std = std / (2 * (self.config.num_encoder_layers + self.config.num_decoder_layers)) ** 0.5
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):

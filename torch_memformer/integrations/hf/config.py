@@ -63,7 +63,7 @@ class MemformerHFConfig(PretrainedConfig):
     rope_base: float = 10000.0
     attention_impl: str = "sdpa"
     layer_norm_eps: float = 1e-5
-    init_std: float = 0.02
+    init_std: float | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
