@@ -23,7 +23,8 @@ ForgettingForm = Literal["polar", "vector"]
 # checkpoints load and compute exactly as before; a config written by hand gets the defaults.
 LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none",
                                   "forgetting_form": "vector", "read_null_slot": False,
-                                  "read_null_logit_init": None, "init_std": 0.02}
+                                  "read_null_logit_init": None, "init_std": 0.02,
+                                  "writer_init_std": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,10 @@ class MemformerConfig(JsonConfig):
     # further scaled by depth). None: d_model ** -0.5 (decision 20: at GPT-2's fixed 0.02, models of
     # d_model 64-192 start with near-zero attention logits and never learn a key lookup).
     init_std: float | None = None
+    # The memory writer's projections' starting std (decision 20): GPT-2's 0.02 at every width, so a
+    # fresh writer takes a near-uniform mix of itself and the segment; at init_std's larger scale
+    # what the memory keeps fades past the gaps seen in training. None: init_std's value.
+    writer_init_std: float | None = 0.02
 
     def __post_init__(self) -> None:
         check_int(self, "vocab_size", minimum=2)
@@ -113,6 +118,8 @@ class MemformerConfig(JsonConfig):
         check_float(self, "rope_base", low=1.0, low_open=True)
         check_float(self, "layer_norm_eps", low=0.0, low_open=True)
         check_init_std(self)
+        if self.writer_init_std is not None:
+            check_float(self, "writer_init_std", low=0.0, low_open=True)
         if isinstance(self.write_keep_init, str):
             check_choice(self, "write_keep_init", ("spread",))
         elif self.write_keep_init is not None:

@@ -41,6 +41,7 @@ def test_json_round_trip(tmp_path):
         (dict(read_null_logit_init=-100.0), r"read_null_logit_init must be >= -30"),
         (dict(init_std=0.0), r"init_std must be > 0"),
         (dict(init_std="wide"), r"init_std must be a finite number"),
+        (dict(writer_init_std=-0.02), r"writer_init_std must be > 0"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -80,5 +81,5 @@ def test_init_std_defaults_to_the_inverse_square_root_of_the_width():
         assert config.init_std is None and config.initial_std == pytest.approx(d_model ** -0.5)
     assert MemformerConfig(init_std=0.02).initial_std == 0.02
     for value in (None, 0.02):
-        config = MemformerConfig(init_std=value)
+        config = MemformerConfig(init_std=value, writer_init_std=value)
         assert MemformerConfig.from_json(config.to_json()) == config

@@ -29,8 +29,8 @@ def test_weights_start_at_the_width_scaled_std(kind):
     model = _fresh(kind)
     # 512 x 64 embedding entries: the sample std is within 2% of the true one.
     assert _std(model.embedding.weight) == pytest.approx(64 ** -0.5, rel=0.03)
-    projections = [m for name, m in model.named_modules()
-                   if isinstance(m, torch.nn.Linear) and not name.endswith((".out", ".down"))]
+    projections = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+                   and not name.endswith((".out", ".down")) and not name.startswith("writer.")]
     assert projections and all(_std(m.weight) == pytest.approx(64 ** -0.5, rel=0.15) for m in projections)
 
 
@@ -38,3 +38,12 @@ def test_weights_start_at_the_width_scaled_std(kind):
 def test_an_explicit_init_std_is_used_as_given(kind):
     model = _fresh(kind, init_std=0.02)
     assert _std(model.embedding.weight) == pytest.approx(0.02, rel=0.03)
+
+
+def test_the_memory_writer_starts_small_unless_told_to_follow_init_std():
+    writer_stds = lambda model: [_std(m.weight) for m in (model.writer.query, model.writer.key, model.writer.value)]
+    assert all(std == pytest.approx(0.02, rel=0.15) for std in writer_stds(_fresh("memformer")))
+    following = _fresh("memformer", writer_init_std=None)
+    assert all(std == pytest.approx(64 ** -0.5, rel=0.15) for std in writer_stds(following))
+    # The reader and every other projection keep the width-scaled std either way.
+    assert _std(following.encoder.layers[0].memory_read.query.weight) == pytest.approx(64 ** -0.5, rel=0.15)

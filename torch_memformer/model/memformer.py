@@ -129,13 +129,17 @@ class Memformer(SegmentStream):
 
     def _init_weights(self) -> None:
         """GPT-2's layout (N(0, std) weights and embeddings, zero biases, residual outputs scaled by
-        depth) with std = ``config.initial_std``: d_model ** -0.5 by default, not GPT-2's 0.02 (decision 20)."""
+        depth) with std = ``config.initial_std``: d_model ** -0.5 by default, not GPT-2's 0.02; the
+        memory writer's projections at ``config.writer_init_std`` (0.02 by default; decision 20)."""
         std = self.config.initial_std
         residual_std = std / (2 * (self.config.num_encoder_layers + self.config.num_decoder_layers)) ** 0.5
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 is_residual_out = name.endswith((".out", ".down"))
-                nn.init.normal_(module.weight, std=residual_std if is_residual_out else std)
+                if name.startswith("writer.") and self.config.writer_init_std is not None:
+                    nn.init.normal_(module.weight, std=self.config.writer_init_std)
+                else:
+                    nn.init.normal_(module.weight, std=residual_std if is_residual_out else std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):

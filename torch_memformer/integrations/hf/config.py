@@ -64,6 +64,7 @@ class MemformerHFConfig(PretrainedConfig):
     attention_impl: str = "sdpa"
     layer_norm_eps: float = 1e-5
     init_std: float | None = None
+    writer_init_std: float | None = 0.02
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
