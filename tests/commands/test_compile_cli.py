@@ -35,7 +35,16 @@ def test_compiled_training_and_evaluation_match_eager(tmp_path, capsys, monkeypa
         runs[name] = train_losses(tmp_path / name)
     assert [step for step, _ in runs["compiled"]] == [1, 2, 3]
     assert compiled_functions == ["encode_and_write", "decode"]
-    assert [loss for _, loss in runs["compiled"]] == pytest.approx([loss for _, loss in runs["eager"]], abs=1e-4)
+    compiled, eager = [loss for _, loss in runs["compiled"]], [loss for _, loss in runs["eager"]]
+    # Step 1 is scored before any update: the traced graphs compute the same loss up to rounding.
+    assert compiled[0] == pytest.approx(eager[0], abs=1e-5)
+    # Later steps follow AdamW updates, and AdamW divides each coordinate's gradient by its own
+    # size: where the true gradient is near zero (the attention key biases' is exactly zero) the
+    # step is about the learning rate in a direction that rounding picks, so the two runs part by
+    # more than their first losses do (5.9e-4 at step 3 with decision 20's starting weights,
+    # against a loss that falls by ~0.5 over these steps).
+    assert compiled[1:] == pytest.approx(eager[1:], abs=2e-3)
+    assert eager[0] - eager[-1] > 0.1
     capsys.readouterr()
     scores = {}
     for name, flags in (("eager", []), ("compiled", ["--compile"])):
