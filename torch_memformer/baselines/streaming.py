@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.stream_lm import StreamLM, View
 from ..config_base import initial_std
+from ..model.stream_lm import StreamLM, View
 from .state import StreamState
 
 
