@@ -17,6 +17,7 @@ WriteHeads = Literal["multi", "single"]
 AttentionImpl = Literal["sdpa", "reference"]
 ContextPositions = Literal["rotary", "none"]
 ForgettingForm = Literal["polar", "vector"]
+WriterInitScope = Literal["value", "all"]
 
 # What a checkpoint saved before a field existed meant by it: the behaviour it was trained with.
 # ``registry.config_from_saved`` fills these in for saved configs that lack the field, so old
@@ -24,7 +25,7 @@ ForgettingForm = Literal["polar", "vector"]
 LEGACY_VALUES: dict[str, Any] = {"write_keep_init": None, "forgetting_init_norm": 1.0, "context_positions": "none",
                                   "forgetting_form": "vector", "read_null_slot": False,
                                   "read_null_logit_init": None, "init_std": 0.02,
-                                  "writer_init_std": None}
+                                  "writer_init_std": None, "writer_init_scope": "all"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +90,16 @@ class MemformerConfig(JsonConfig):
     # further scaled by depth). None: d_model ** -0.5 (decision 20: at GPT-2's fixed 0.02, models of
     # d_model 64-192 start with near-zero attention logits and never learn a key lookup).
     init_std: float | None = None
-    # The memory writer's projections' starting std (decision 20): GPT-2's 0.02 at every width, so a
-    # fresh writer takes a near-uniform mix of itself and the segment; at init_std's larger scale
-    # what the memory keeps fades past the gaps seen in training. None: init_std's value.
+    # The starting std of the memory writer's projections named by writer_init_scope (decisions 20,
+    # 21): GPT-2's 0.02 at every width, so a fresh write adds little to each slot; with the value
+    # projection at init_std's larger scale what the memory keeps fades past the gaps seen in
+    # training. None: init_std's value.
     writer_init_std: float | None = 0.02
+    # Which writer projections start at writer_init_std (decision 21): "value" only W_V, so the
+    # write's query and key start at init_std and the write can tell tokens apart from the start
+    # (with all three small it sits at a saddle and stores only the set of what it saw); "all"
+    # W_Q, W_K and W_V (decision 20 as first adopted).
+    writer_init_scope: WriterInitScope = "value"
 
     def __post_init__(self) -> None:
         check_int(self, "vocab_size", minimum=2)
@@ -129,6 +136,7 @@ class MemformerConfig(JsonConfig):
             check_float(self, "read_null_logit_init", low=-30.0, high=30.0)
         check_choice(self, "context_positions", ("rotary", "none"))
         check_choice(self, "forgetting_form", ("polar", "vector"))
+        check_choice(self, "writer_init_scope", ("value", "all"))
         for name in ("forgetting", "use_memory", "read_null_slot", "tie_embeddings"):
             check_bool(self, name)
         check_choice(self, "write_heads", ("multi", "single"))

@@ -63,6 +63,14 @@ def test_config_has_exactly_the_native_fields_and_defaults():
     assert MemformerHFConfig.from_memformer_config(tiny_config()).to_memformer_config() == tiny_config()
 
 
+def test_the_writer_init_scope_round_trips_through_save_pretrained(tmp_path):
+    # Decision 21's switch changes only the starting weights, so it must survive config.json for a
+    # run started from a saved config to begin as the one that saved it.
+    native = tiny_config(writer_init_scope="all", writer_init_std=0.01)
+    MemformerHFConfig.from_memformer_config(native).save_pretrained(tmp_path / "c")
+    assert AutoConfig.from_pretrained(tmp_path / "c").to_memformer_config() == native
+
+
 def test_config_validation_is_the_native_one():
     with pytest.raises(ValueError, match=r"d_model \(100\) must be divisible by num_heads \(3\)"):
         MemformerHFConfig(d_model=100, num_heads=3)

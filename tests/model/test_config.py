@@ -42,6 +42,7 @@ def test_json_round_trip(tmp_path):
         (dict(init_std=0.0), r"init_std must be > 0"),
         (dict(init_std="wide"), r"init_std must be a finite number"),
         (dict(writer_init_std=-0.02), r"writer_init_std must be > 0"),
+        (dict(writer_init_scope="query"), r"writer_init_scope must be one of 'value', 'all'"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -82,4 +83,7 @@ def test_init_std_defaults_to_the_inverse_square_root_of_the_width():
     assert MemformerConfig(init_std=0.02).initial_std == 0.02
     for value in (None, 0.02):
         config = MemformerConfig(init_std=value, writer_init_std=value)
+        assert MemformerConfig.from_json(config.to_json()) == config
+    for scope in ("value", "all"):
+        config = MemformerConfig(writer_init_scope=scope)
         assert MemformerConfig.from_json(config.to_json()) == config

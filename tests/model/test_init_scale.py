@@ -40,10 +40,21 @@ def test_an_explicit_init_std_is_used_as_given(kind):
     assert _std(model.embedding.weight) == pytest.approx(0.02, rel=0.03)
 
 
-def test_the_memory_writer_starts_small_unless_told_to_follow_init_std():
-    writer_stds = lambda model: [_std(m.weight) for m in (model.writer.query, model.writer.key, model.writer.value)]
-    assert all(std == pytest.approx(0.02, rel=0.15) for std in writer_stds(_fresh("memformer")))
+def _writer_stds(model: torch.nn.Module) -> list[float]:
+    return [_std(m.weight) for m in (model.writer.query, model.writer.key, model.writer.value)]
+
+
+def test_the_writer_value_starts_small_and_its_query_and_key_at_the_width_scaled_std():
+    # Decision 21: a small W_V keeps what the memory holds from fading; W_Q and W_K at the model's
+    # std take the write's attention off the all-small saddle.
+    query, key, value = _writer_stds(_fresh("memformer"))
+    assert query == pytest.approx(64 ** -0.5, rel=0.15) and key == pytest.approx(64 ** -0.5, rel=0.15)
+    assert value == pytest.approx(0.02, rel=0.15)
+
+
+def test_the_whole_writer_starts_small_with_scope_all_and_follows_init_std_without_writer_init_std():
+    assert all(std == pytest.approx(0.02, rel=0.15) for std in _writer_stds(_fresh("memformer", writer_init_scope="all")))
     following = _fresh("memformer", writer_init_std=None)
-    assert all(std == pytest.approx(64 ** -0.5, rel=0.15) for std in writer_stds(following))
+    assert all(std == pytest.approx(64 ** -0.5, rel=0.15) for std in _writer_stds(following))
     # The reader and every other projection keep the width-scaled std either way.
     assert _std(following.encoder.layers[0].memory_read.query.weight) == pytest.approx(64 ** -0.5, rel=0.15)

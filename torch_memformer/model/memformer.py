@@ -127,16 +127,25 @@ class Memformer(SegmentStream):
         """(B, T, D) vectors of ids (B, T); embeddings (B, T, D) pass through (``forward_embeds``)."""
         return tokens_BT if tokens_BT.dim() == 3 else self.embedding(tokens_BT)
 
+    def _small_writer_projections(self) -> tuple[str, ...]:
+        """Names of the writer's linears that start at ``writer_init_std`` instead of the model's std."""
+        if self.config.writer_init_std is None:
+            return ()
+        if self.config.writer_init_scope == "value":
+            return ("writer.value",)
+        return ("writer.query", "writer.key", "writer.value")
+
     def _init_weights(self) -> None:
         """GPT-2's layout (N(0, std) weights and embeddings, zero biases, residual outputs scaled by
         depth) with std = ``config.initial_std``: d_model ** -0.5 by default, not GPT-2's 0.02; the
-        memory writer's projections at ``config.writer_init_std`` (0.02 by default; decision 20)."""
+        memory writer's value projection (all three with ``writer_init_scope="all"``) at
+        ``config.writer_init_std`` (0.02 by default; decisions 20 and 21)."""
         std = self.config.initial_std
         residual_std = std / (2 * (self.config.num_encoder_layers + self.config.num_decoder_layers)) ** 0.5
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 is_residual_out = name.endswith((".out", ".down"))
-                if name.startswith("writer.") and self.config.writer_init_std is not None:
+                if name in self._small_writer_projections():
                     nn.init.normal_(module.weight, std=self.config.writer_init_std)
                 else:
                     nn.init.normal_(module.weight, std=residual_std if is_residual_out else std)

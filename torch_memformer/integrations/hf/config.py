@@ -65,6 +65,7 @@ class MemformerHFConfig(PretrainedConfig):
     layer_norm_eps: float = 1e-5
     init_std: float | None = None
     writer_init_std: float | None = 0.02
+    writer_init_scope: str = "value"
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
