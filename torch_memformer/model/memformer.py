@@ -142,10 +142,11 @@ class Memformer(SegmentStream):
         ``config.writer_init_std`` (0.02 by default; decisions 20 and 21)."""
         std = self.config.initial_std
         residual_std = std / (2 * (self.config.num_encoder_layers + self.config.num_decoder_layers)) ** 0.5
+        small_writer_projections = self._small_writer_projections()
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 is_residual_out = name.endswith((".out", ".down"))
-                if name in self._small_writer_projections():
+                if name in small_writer_projections:
                     nn.init.normal_(module.weight, std=self.config.writer_init_std)
                 else:
                     nn.init.normal_(module.weight, std=residual_std if is_residual_out else std)
