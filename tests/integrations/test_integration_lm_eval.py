@@ -42,11 +42,7 @@ def request(kind, *args):
 
 @pytest.fixture(scope="module")
 def model():
-    # The writer starts as decision 20 had it ("all"): with decision 21's start this random model's
-    # greedy generation through lm-eval's hf model and through MemformerLM part at the 17th byte
-    # (one stops with ETX, the other emits NUL), at a segment boundary. Not yet explained (issue 10's
-    # ninth-session note); log-likelihoods agree either way.
-    return tiny_model(seed=2, vocab_size=256, writer_init_scope="all")
+    return tiny_model(seed=2, vocab_size=256)
 
 
 @pytest.fixture(scope="module")
@@ -195,5 +191,11 @@ def test_lm_evals_own_hf_model_on_a_converted_checkpoint(tmp_path, model):
         assert hf_logprob == pytest.approx(logprob, rel=1e-5) and hf_greedy == greedy
     settings = {"until": ["\n\n"], "max_gen_toks": 20}
     prompts = ["Once upon a time", "x"]
+    # The two generate the same tokens (same logits, bit for bit), but lm-eval's hf model also stops
+    # at its eos text (ETX) and decodes with skip_special_tokens=True, which drops the bytes NUL, STX
+    # and ETX (the byte tokenizer's pad / bos / eos, integrations/hf/tokenizer.py). This model's
+    # greedy continuation of the first prompt has NULs from byte 17 on: MemformerLM keeps them.
+    texts = ours.generate_until([request("generate_until", p, {**settings, "until": ["\n\n", "\x03"]})
+                                 for p in prompts])
     assert (hf.generate_until([request("generate_until", p, settings) for p in prompts])
-            == ours.generate_until([request("generate_until", p, settings) for p in prompts]))
+            == [text.replace("\x00", "").replace("\x02", "") for text in texts])
