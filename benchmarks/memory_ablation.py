@@ -11,7 +11,7 @@ each run) plus a plot of accuracy against G, so the numbers in docs/results.md a
     python benchmarks/memory_ablation.py --runs runs/ablation --out benchmarks/results/memory_ablation
 
     the same with value-tracking (its plan's 600 steps and curriculum are the defaults):
-    memformer bench value-tracking --models memformer --seeds 3 --test-gaps 1,4,8,16,32 --jobs 2 \\
+    memformer bench value-tracking --models memformer --seeds 3 --test-gaps 1,4,8,16,32 --jobs 1 \\
         --threads 1 --out runs/ablation-tracking/<setting> [--model-config JSON] [--warmup-steps N]
     python benchmarks/memory_ablation.py --task value-tracking --runs runs/ablation-tracking \\
         --out benchmarks/results/memory_ablation_tracking
